@@ -1,0 +1,3 @@
+#include "sglms_kernel_abi.h"
+
+extern "C" const char* SglmsKernelList() { return "KvCacheWrite"; }

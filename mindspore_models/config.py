@@ -1,0 +1,56 @@
+"""One normaliser from an HF config to the frozen config the layers read (no getattr in layers)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    architecture: str
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    rms_norm_eps: float
+    rope_theta: float
+    rope_scaling: dict | None
+    max_position: int
+    tie_word_embeddings: bool
+    attention_bias: bool
+    qk_norm: bool
+
+
+def _rope(hf: Any) -> tuple[float, dict | None]:
+    params = getattr(hf, "rope_parameters", None) or {}
+    theta = params.get("rope_theta", getattr(hf, "rope_theta", 10000.0))
+    if not params:  # transformers < 5 kept scaling in a separate dict
+        params = getattr(hf, "rope_scaling", None) or {}
+    kind = params.get("rope_type", params.get("type", "default"))
+    return float(theta), (dict(params) if kind != "default" else None)
+
+
+def normalize(hf: Any, qk_norm: bool = False) -> ModelConfig:
+    arch = (getattr(hf, "architectures", None) or ["?"])[0]
+    theta, scaling = _rope(hf)
+    heads = hf.num_attention_heads
+    return ModelConfig(
+        architecture=arch,
+        vocab_size=hf.vocab_size,
+        hidden_size=hf.hidden_size,
+        intermediate_size=hf.intermediate_size,
+        num_layers=hf.num_hidden_layers,
+        num_heads=heads,
+        num_kv_heads=getattr(hf, "num_key_value_heads", None) or heads,
+        head_dim=getattr(hf, "head_dim", None) or hf.hidden_size // heads,
+        rms_norm_eps=hf.rms_norm_eps,
+        rope_theta=theta,
+        rope_scaling=scaling,
+        max_position=hf.max_position_embeddings,
+        tie_word_embeddings=bool(getattr(hf, "tie_word_embeddings", False)),
+        attention_bias=bool(getattr(hf, "attention_bias", False)),
+        qk_norm=qk_norm,
+    )

@@ -1,0 +1,1 @@
+"""Shared MindSpore layers; models are built from these and differ only by flags."""

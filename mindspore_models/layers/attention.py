@@ -1,0 +1,43 @@
+"""Paged attention over SGLang's KV pool, in MindSpore.
+
+New K/V rows are written into the pool (custom kernel, or the pure-MindSpore fallback), then
+each request's keys are gathered by slot into a padded [B, S] batch and attended with one
+masked batched matmul. GQA groups share a K/V head without repeating it.
+"""
+from __future__ import annotations
+
+from mindspore import mint, nn, ops
+
+from mindspore_models.kernels import kv_cache_write
+from mindspore_models.runtime import context
+
+
+class PagedAttention(nn.Cell):
+    def __init__(self, num_heads: int, num_kv_heads: int, head_dim: int, layer_id: int):
+        super().__init__()
+        assert num_heads % num_kv_heads == 0, "query heads must be a multiple of KV heads"
+        self.hq, self.hkv, self.d = num_heads, num_kv_heads, head_dim
+        self.group = num_heads // num_kv_heads
+        self.layer_id = layer_id
+        self.scale = head_dim ** -0.5
+
+    def construct(self, q, k, v):
+        """q: [T, Hq, D], k/v: [T, Hkv, D] -> [T, Hq*D]."""
+        ctx = context.get()
+        k_buf, v_buf = ctx.kv[self.layer_id]
+        k_cache = kv_cache_write(k_buf, ctx.out_cache_loc, k, ctx.slot_runs)
+        v_cache = kv_cache_write(v_buf, ctx.out_cache_loc, v, ctx.slot_runs)
+        b, s = ctx.kv_slots.shape
+        lq = ctx.q_index.shape[1]
+        keys = ops.gather(k_cache, ctx.kv_slots, 0).permute(0, 2, 3, 1)  # [B, Hkv, D, S]
+        values = ops.gather(v_cache, ctx.kv_slots, 0).permute(0, 2, 1, 3)  # [B, Hkv, S, D]
+        queries = ops.gather(q, ctx.q_index, 0)  # [B, Lq, Hq, D]
+        queries = queries.reshape(b, lq, self.hkv, self.group, self.d).permute(0, 2, 3, 1, 4)
+        queries = queries.reshape(b, self.hkv, self.group * lq, self.d)
+        scores = mint.matmul(queries, keys) * self.scale  # [B, Hkv, G*Lq, S]
+        scores = scores.reshape(b, self.hkv, self.group, lq, s) + ctx.mask
+        probs = mint.softmax(scores, -1).reshape(b, self.hkv, self.group * lq, s)
+        out = mint.matmul(probs, values)  # [B, Hkv, G*Lq, D]
+        out = out.reshape(b, self.hkv, self.group, lq, self.d).permute(0, 3, 1, 2, 4)
+        out = out.reshape(b * lq, self.hq * self.d)
+        return ops.gather(out, ctx.out_index, 0)  # [T, Hq*D]

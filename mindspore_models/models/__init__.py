@@ -1,0 +1,1 @@
+"""One file per architecture; register each in mindspore_models/registry.py."""

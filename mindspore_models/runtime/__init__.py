@@ -1,0 +1,1 @@
+"""Glue between SGLang's serving state and the MindSpore models."""

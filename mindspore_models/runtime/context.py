@@ -1,0 +1,45 @@
+"""The per-step forward context: attention metadata and the KV pool, reached by layers here.
+
+Serving state never goes through model constructors; the runtime sets the context before a
+forward and layers read it (one context object, as in nano-vllm / mini-sglang).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import mindspore as ms
+
+from mindspore_models.kernels import KVBuffer
+
+
+@dataclass
+class ForwardContext:
+    positions: ms.Tensor  # [T] int32, position of each new token
+    out_cache_loc: ms.Tensor  # [T] int64, KV slot each new token writes
+    slot_runs: list[tuple[int, int, int]]  # out_cache_loc as contiguous runs (fallback KV write)
+    kv_slots: ms.Tensor  # [B, S] int32, KV slot of key j of request b (padding -> slot 0)
+    q_index: ms.Tensor  # [B, Lq] int32, flat token index of query i of request b (padding -> 0)
+    out_index: ms.Tensor  # [T] int32, row of each flat token in the padded [B*Lq] layout
+    mask: ms.Tensor  # [B, 1, 1, Lq, S] additive causal + length mask
+    logits_index: ms.Tensor  # [N] int32, tokens whose logits are returned
+    kv: list[tuple[KVBuffer, KVBuffer]]  # per layer (K, V)
+
+
+_current: ForwardContext | None = None
+
+
+def get() -> ForwardContext:
+    if _current is None:
+        raise RuntimeError("no forward context: MindSpore layers run only inside runtime.forward_context()")
+    return _current
+
+
+@contextmanager
+def forward_context(ctx: ForwardContext):
+    global _current
+    prev, _current = _current, ctx
+    try:
+        yield ctx
+    finally:
+        _current = prev

@@ -1,0 +1,100 @@
+"""Write a tiny HF-format checkpoint (config.json + safetensors + tokenizer) with random weights.
+
+No hub is reachable here, so tests, the README's main job and benchmarks build their own
+checkpoints. They keep the real architectures' quirks at small sizes: GQA, q/k norm, an
+explicit head_dim that differs from hidden/heads, tied or untied embeddings.
+
+    python -m mindspore_models.tools.make_tiny_checkpoint --out /tmp/tiny-qwen3 [--tied]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CORPUS = (
+    "The quick brown fox jumps over the lazy dog. MindSpore runs the model and SGLang schedules "
+    "the requests. Paged attention keeps keys and values in a shared pool; the radix cache reuses "
+    "prefixes across requests. Hello, how are you today? I am fine, thank you. Count: one two "
+    "three four five six seven eight nine ten. "
+)
+
+QWEN3_TINY = dict(
+    vocab_size=384, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+    num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=1024,
+    rms_norm_eps=1e-6, rope_theta=1000000.0,
+)
+# Real Qwen3-0.6B widths, for benchmarks (random weights; layer count adjustable).
+QWEN3_0_6B = dict(
+    vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
+    num_attention_heads=16, num_key_value_heads=8, head_dim=128, max_position_embeddings=40960,
+    rms_norm_eps=1e-6, rope_theta=1000000.0,
+)
+
+
+def train_tokenizer(vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator([CORPUS] * 20, trainer)
+    return tok
+
+
+def make_qwen3(out: Path, tied: bool = False, seed: int = 0, shape: dict | None = None,
+               init_std: float = 0.2, layers: int | None = None) -> Path:
+    import torch
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+    shape = dict(shape or QWEN3_TINY)
+    if layers is not None:
+        shape["num_hidden_layers"] = layers
+    out.mkdir(parents=True, exist_ok=True)
+    tok = train_tokenizer(min(shape["vocab_size"], 384))
+    eos = tok.token_to_id("<|im_end|>")
+    rope_theta = shape.pop("rope_theta")
+    config = Qwen3Config(**shape, tie_word_embeddings=tied, initializer_range=init_std,
+                         rope_parameters={"rope_type": "default", "rope_theta": rope_theta},
+                         bos_token_id=tok.token_to_id("<|endoftext|>"), eos_token_id=eos,
+                         torch_dtype="float32")
+    config.architectures = ["Qwen3ForCausalLM"]
+    torch.manual_seed(seed)
+    model = Qwen3ForCausalLM(config).float().eval()
+    with torch.no_grad():  # HF inits norms to 1; perturb them so a wrong norm shows in the logits
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(out, safe_serialization=True)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", bos_token=None,
+                                   pad_token="<|endoftext|>", unk_token=None)
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(out)
+    gen = {"eos_token_id": eos, "pad_token_id": tok.token_to_id("<|endoftext|>"), "do_sample": False}
+    (out / "generation_config.json").write_text(json.dumps(gen))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--tied", action="store_true", help="tie lm_head to the embedding")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shape", choices=["tiny", "qwen3-0.6b"], default="tiny")
+    ap.add_argument("--layers", type=int, help="override num_hidden_layers")
+    args = ap.parse_args()
+    shape = QWEN3_TINY if args.shape == "tiny" else QWEN3_0_6B
+    std = 0.2 if args.shape == "tiny" else 0.02
+    path = make_qwen3(args.out, tied=args.tied, seed=args.seed, shape=shape, init_std=std, layers=args.layers)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Strict loading of HF checkpoint tensors into a MindSpore model.
+
+HF names map to parameters through a declarative packed mapping (q_proj -> (qkv_proj, "q")).
+A cell may own how its parameters are laid out (`expected_shape`, `assemble`: see
+layers/linear.py). Every shape and dtype is checked; unexpected tensors, missing tensors and
+incomplete packed parameters are errors that name them.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+import mindspore as ms
+import numpy as np
+import torch
+from mindspore import nn
+
+PACKED_DENSE = {
+    "q_proj": ("qkv_proj", "q"), "k_proj": ("qkv_proj", "k"), "v_proj": ("qkv_proj", "v"),
+    "gate_proj": ("gate_up_proj", 0), "up_proj": ("gate_up_proj", 1),
+}
+ALWAYS_IGNORED = (r"rotary_emb\.inv_freq$",)
+
+
+class WeightLoadError(ValueError):
+    pass
+
+
+def map_name(hf_name: str, packed: dict) -> tuple[str, object]:
+    for src, (dst, shard) in packed.items():
+        if f".{src}." in hf_name:
+            return hf_name.replace(f".{src}.", f".{dst}."), shard
+    return hf_name, None
+
+
+def _to_numpy(hf_name: str, t) -> np.ndarray:
+    if isinstance(t, torch.Tensor):
+        if not t.is_floating_point():
+            raise WeightLoadError(f"{hf_name}: dtype {t.dtype} is not a floating type (quantized checkpoints are not supported)")
+        return t.detach().to(torch.float32).cpu().numpy()
+    arr = np.asarray(t)
+    if arr.dtype.kind != "f":
+        raise WeightLoadError(f"{hf_name}: dtype {arr.dtype} is not a floating type")
+    return arr.astype(np.float32)
+
+
+def load_weights(model: nn.Cell, weights: Iterable[tuple[str, object]], packed: dict = PACKED_DENSE,
+                 ignore: tuple[str, ...] = ()) -> None:
+    params = dict(model.parameters_and_names())
+    cells = dict(model.cells_and_names())
+    ignore = ALWAYS_IGNORED + tuple(ignore)
+    pending: dict[str, dict] = {}
+    done: set[str] = set()
+    unexpected: list[str] = []
+    for hf_name, tensor in weights:
+        if any(re.search(p, hf_name) for p in ignore):
+            continue
+        name, shard = map_name(hf_name, packed)
+        if name not in params:
+            unexpected.append(hf_name)
+            continue
+        cell_name, pname = name.rsplit(".", 1)
+        cell = cells[cell_name]
+        shards = getattr(cell, "shards", {None: None}) if pname in ("weight", "bias") else {None: None}
+        if shard not in shards:
+            raise WeightLoadError(f"{hf_name}: {name} has no shard {shard!r} (shards: {list(shards)})")
+        arr = _to_numpy(hf_name, tensor)
+        expected = cell.expected_shape(pname, shard) if hasattr(cell, "expected_shape") else tuple(params[name].shape)
+        if tuple(arr.shape) != tuple(expected):
+            raise WeightLoadError(f"{hf_name}: checkpoint shape {tuple(arr.shape)}, model expects {tuple(expected)} for {name}"
+                                  + (f" shard {shard!r}" if shard is not None else ""))
+        parts = pending.setdefault(name, {})
+        if shard in parts or name in done:
+            raise WeightLoadError(f"{hf_name}: loaded twice")
+        parts[shard] = arr
+        if set(parts) == set(shards):
+            full = cell.assemble(pname, parts) if hasattr(cell, "assemble") else parts[None]
+            params[name].set_data(ms.Tensor(full, dtype=params[name].dtype))
+            done.add(name)
+            del pending[name]
+    _raise_leftovers(unexpected, pending, set(params) - done - set(pending), packed)
+
+
+def _raise_leftovers(unexpected, pending, missing, packed) -> None:
+    problems = []
+    if unexpected:
+        problems.append("unexpected tensors in checkpoint: " + ", ".join(sorted(unexpected)))
+    for name, parts in sorted(pending.items()):
+        problems.append(f"{name} is incomplete: got shards {sorted(map(str, parts))}, "
+                        f"missing the others of {[src for src, (dst, _) in packed.items() if f'.{dst}.' in f'.{name}']}")
+    if missing:
+        problems.append("missing tensors (never loaded): " + ", ".join(sorted(missing)))
+    if problems:
+        raise WeightLoadError("checkpoint does not match the model:\n  " + "\n  ".join(problems))
+
+
+def iter_safetensors(model_dir) -> Iterable[tuple[str, torch.Tensor]]:
+    """(name, tensor) for every tensor of every *.safetensors file in an HF checkpoint dir."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    files = sorted(Path(model_dir).glob("*.safetensors"))
+    if not files:
+        raise WeightLoadError(f"no *.safetensors files in {model_dir}")
+    for f in files:
+        with safe_open(str(f), framework="pt") as st:
+            for name in st.keys():
+                yield name, st.get_tensor(name)
