@@ -1,0 +1,65 @@
+"""The torch.nn.Module SGLang loads for `--model-impl mindspore` (patched sglang/srt/models/mindspore.py).
+
+SGLang owns scheduling, the radix cache, the KV pool and sampling; this shell turns each
+ForwardBatch into a ForwardContext, runs the MindSpore model picked by the registry, and
+hands the logits back to SGLang's sampler. K/V stay in SGLang's pool (shared via DLPack).
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from mindspore_models import bridge, device, kernels
+from mindspore_models.kernels import KVBuffer
+from mindspore_models.registry import model_class
+from mindspore_models.runtime.context import forward_context
+from mindspore_models.runtime.inputs import build_context
+
+logger = logging.getLogger(__name__)
+
+
+class MindSporeForCausalLM(torch.nn.Module):
+    def __init__(self, config, quant_config=None, prefix: str = ""):
+        super().__init__()
+        from sglang.srt.runtime_context import get_server_args
+
+        args = get_server_args()
+        if quant_config is not None:
+            raise ValueError("the MindSpore model impl does not support quantized checkpoints yet")
+        device.init(args.device)
+        if device.current() == "cpu" and args.dtype not in ("float32", "float"):
+            raise ValueError(f"MindSpore on CPU computes in float32 only; got --dtype {args.dtype}, pass --dtype float32")
+        self.config = config
+        self.model = model_class(config.architectures)(config)
+        self._kv: list[tuple[KVBuffer, KVBuffer]] | None = None
+        kernels.log_status()
+        logger.info("MindSpore model %s on %s", type(self.model).__name__, device.current())
+
+    def load_weights(self, weights):
+        self.model.load_weights(weights)
+
+    def _kv_buffers(self) -> list[tuple[KVBuffer, KVBuffer]]:
+        # The pool is allocated once and never moves, so it is wrapped once.
+        if self._kv is None:
+            from sglang.srt.model_executor.forward_context import get_token_to_kv_pool
+
+            pool = get_token_to_kv_pool()
+            self._kv = [(KVBuffer.wrap(pool.get_key_buffer(i)), KVBuffer.wrap(pool.get_value_buffer(i)))
+                        for i in range(self.model.config.num_layers)]
+        return self._kv
+
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, forward_batch, **_):
+        from sglang.srt.layers.logits_processor import LogitsProcessorOutput
+        from sglang.srt.model_executor.forward_context import get_req_to_token_pool
+
+        fb = forward_batch
+        if input_ids.numel() == 0:  # idle batch
+            return LogitsProcessorOutput(next_token_logits=torch.empty(0, self.model.config.vocab_size))
+        extend = fb.forward_mode.is_extend()
+        q_lens = fb.extend_seq_lens if extend else torch.ones_like(fb.seq_lens)
+        table = get_req_to_token_pool().req_to_token[fb.req_pool_indices]
+        ctx = build_context(fb.seq_lens, q_lens, table, positions, fb.out_cache_loc, self._kv_buffers())
+        with forward_context(ctx):
+            logits = self.model(bridge.to_ms(input_ids.to(torch.int32)))
+        return LogitsProcessorOutput(next_token_logits=bridge.to_torch(logits))
