@@ -1,0 +1,29 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Appended, not prepended: an installed wheel's mindspore_models/sglang win over the source
+# tree, so CI tests what it ships. patch_tool is only in the source tree.
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3(tmp_path_factory):
+    from mindspore_models.tools.make_tiny_checkpoint import make_qwen3
+
+    return make_qwen3(tmp_path_factory.mktemp("ckpt") / "tiny-qwen3", tied=False, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_tied(tmp_path_factory):
+    from mindspore_models.tools.make_tiny_checkpoint import make_qwen3
+
+    return make_qwen3(tmp_path_factory.mktemp("ckpt") / "tiny-qwen3-tied", tied=True, seed=1)
+
+
+def kernels_required() -> bool:
+    return os.environ.get("SGLMS_REQUIRE_KERNELS") == "1"

@@ -1,0 +1,125 @@
+"""Qwen3 in MindSpore vs HF transformers (torch) on tiny checkpoints: logits and greedy tokens."""
+import pytest
+import torch
+
+from mindspore_models import kernels
+from mindspore_models.runtime.standalone import StandaloneRunner
+from mindspore_models.weights import WeightLoadError, iter_safetensors
+
+from conftest import kernels_required
+
+PROMPTS = [[5, 17, 33, 2, 99, 100, 7, 8, 250, 11, 12], [40, 41, 42], [7] * 23]
+LOGITS_ATOL = 1e-4
+GREEDY_TOKENS = 32
+
+
+def hf_model(path):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+
+
+def hf_greedy(model, prompt, n):
+    with torch.no_grad():
+        out = model.generate(torch.tensor([prompt]), max_new_tokens=n, do_sample=False, min_new_tokens=n)
+    return out[0, len(prompt):].tolist()
+
+
+@pytest.fixture(params=["untied", "tied"])
+def checkpoint(request, tiny_qwen3, tiny_qwen3_tied):
+    return tiny_qwen3 if request.param == "untied" else tiny_qwen3_tied
+
+
+@pytest.fixture(params=["custom-kernel", "fallback"])
+def kv_write(request, monkeypatch):
+    custom = kernels.status()["KvCacheWrite"]
+    if request.param == "custom-kernel":
+        if not custom.startswith("custom"):
+            if kernels_required():
+                pytest.fail(f"SGLMS_REQUIRE_KERNELS=1 but KvCacheWrite is {custom}")
+            pytest.skip(f"custom kernel not built: {custom}")
+    else:
+        monkeypatch.setattr(kernels, "status", lambda: {"KvCacheWrite": "fallback: forced by test"})
+    return request.param
+
+
+def test_tied_checkpoint_really_is_tied(tiny_qwen3_tied, tiny_qwen3):
+    tied = dict(iter_safetensors(tiny_qwen3_tied))
+    untied = dict(iter_safetensors(tiny_qwen3))
+    assert "lm_head.weight" not in tied and "lm_head.weight" in untied
+
+
+def test_prefill_logits_match_hf(checkpoint):
+    hf = hf_model(checkpoint)
+    runner = StandaloneRunner(str(checkpoint))
+    for prompt in PROMPTS:
+        with torch.no_grad():
+            ref = hf(torch.tensor([prompt])).logits[0]
+        got = runner.prefill_logits(prompt)
+        assert got.shape == ref.shape
+        diff = (got - ref).abs().max().item()
+        assert diff <= LOGITS_ATOL, f"prompt len {len(prompt)}: max abs diff {diff}"
+        assert ref.abs().max() > 1.0  # the comparison is not between near-zero tensors
+
+
+def test_greedy_tokens_match_hf_in_a_mixed_length_batch(checkpoint, kv_write):
+    hf = hf_model(checkpoint)
+    runner = StandaloneRunner(str(checkpoint))
+    got = runner.greedy(PROMPTS, GREEDY_TOKENS)
+    for prompt, tokens in zip(PROMPTS, got):
+        ref = hf_greedy(hf, prompt, GREEDY_TOKENS)
+        assert len(set(ref)) > 3, "degenerate reference: the test could not tell models apart"
+        assert tokens == ref, f"prompt len {len(prompt)}"
+
+
+def test_cached_prefix_extend_matches_full_prefill(tiny_qwen3):
+    """Extend with a prefix already in the pool (what a radix-cache hit does) == full prefill."""
+    from mindspore_models.runtime.standalone import Sequence
+
+    runner = StandaloneRunner(str(tiny_qwen3))
+    prompt = PROMPTS[0]
+    full = runner.prefill_logits(prompt)
+    seq = Sequence([])
+    runner.step([seq], [prompt[:6]])
+    tail = runner.step([seq], [prompt[6:]], all_logits=True)
+    assert (tail - full[6:]).abs().max().item() <= LOGITS_ATOL
+
+
+def _load_edited(checkpoint, edit):
+    from transformers import AutoConfig
+
+    from mindspore_models.registry import model_class
+
+    hf = AutoConfig.from_pretrained(checkpoint)
+    weights = dict(iter_safetensors(checkpoint))
+    edit(weights)
+    model_class(hf.architectures)(hf).load_weights(weights.items())
+
+
+def test_missing_tensor_is_named(tiny_qwen3):
+    with pytest.raises(WeightLoadError, match=r"model\.layers\.1\.self_attn\.qkv_proj\.weight is incomplete.*k_proj"):
+        _load_edited(tiny_qwen3, lambda w: w.pop("model.layers.1.self_attn.k_proj.weight"))
+    with pytest.raises(WeightLoadError, match=r"missing tensors.*model\.norm\.weight"):
+        _load_edited(tiny_qwen3, lambda w: w.pop("model.norm.weight"))
+
+
+def test_unexpected_tensor_is_named(tiny_qwen3):
+    with pytest.raises(WeightLoadError, match=r"unexpected tensors in checkpoint: model\.layers\.0\.bogus\.weight"):
+        _load_edited(tiny_qwen3, lambda w: w.__setitem__("model.layers.0.bogus.weight", torch.zeros(3)))
+
+
+def test_wrong_shape_names_tensor_and_both_shapes(tiny_qwen3):
+    def bad(w):
+        w["model.layers.0.mlp.up_proj.weight"] = torch.zeros(127, 64)
+
+    with pytest.raises(WeightLoadError, match=r"model\.layers\.0\.mlp\.up_proj\.weight: checkpoint shape \(127, 64\), "
+                                              r"model expects \(128, 64\)"):
+        _load_edited(tiny_qwen3, bad)
+
+
+def test_integer_tensor_is_rejected(tiny_qwen3):
+    def bad(w):
+        w["model.norm.weight"] = torch.zeros(64, dtype=torch.int8)
+
+    with pytest.raises(WeightLoadError, match=r"model\.norm\.weight: dtype torch\.int8 is not a floating type"):
+        _load_edited(tiny_qwen3, bad)
