@@ -6,7 +6,9 @@ hands the logits back to SGLang's sampler. K/V stay in SGLang's pool (shared via
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 
 import torch
 
@@ -17,6 +19,12 @@ from mindspore_models.runtime.context import forward_context
 from mindspore_models.runtime.inputs import build_context
 
 logger = logging.getLogger(__name__)
+_BATCH_LOG = os.environ.get("SGLMS_BATCH_LOG")  # JSON lines of each step's shape, for tests and debugging
+
+
+def _log_batch(mode, q_lens, seq_lens) -> None:
+    with open(_BATCH_LOG, "a") as f:
+        f.write(json.dumps({"mode": mode.name, "q_lens": q_lens.tolist(), "seq_lens": seq_lens.tolist()}) + "\n")
 
 
 class MindSporeForCausalLM(torch.nn.Module):
@@ -59,6 +67,8 @@ class MindSporeForCausalLM(torch.nn.Module):
         extend = fb.forward_mode.is_extend()
         q_lens = fb.extend_seq_lens if extend else torch.ones_like(fb.seq_lens)
         table = get_req_to_token_pool().req_to_token[fb.req_pool_indices]
+        if _BATCH_LOG:
+            _log_batch(fb.forward_mode, q_lens, fb.seq_lens)
         ctx = build_context(fb.seq_lens, q_lens, table, positions, fb.out_cache_loc, self._kv_buffers())
         with forward_context(ctx):
             logits = self.model(bridge.to_ms(input_ids.to(torch.int32)))
