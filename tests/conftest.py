@@ -27,3 +27,13 @@ def tiny_qwen3_tied(tmp_path_factory):
 
 def kernels_required() -> bool:
     return os.environ.get("SGLMS_REQUIRE_KERNELS") == "1"
+
+
+def pytest_configure(config):
+    if os.environ.get("SGLMS_TEST_INSTALLED") == "1":
+        import mindspore_models
+        import sglang
+
+        for mod in (mindspore_models, sglang):
+            if "site-packages" not in mod.__file__:
+                raise pytest.UsageError(f"testing {mod.__name__} from {mod.__file__}, not from the installed wheel")

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Create (or reuse) the virtualenv, build THE wheel, install it with its dependencies.
+# Sourced by ci/run_tests.sh and ci/main_job.sh. Env: SGLMS_VENV (default: .venv in the repo).
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${SGLMS_VENV:-$REPO/.venv}"
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null || PY=python3
+
+step() { echo "==> [$(date +%H:%M:%S)] $*"; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  step "creating virtualenv $VENV"
+  "$PY" -m venv "$VENV"
+fi
+export PATH="$VENV/bin:$PATH"
+PIP="$VENV/bin/python -m pip"
+
+step "installing torch (MindSpore and the patched SGLang run beside it)"
+case "$(uname -m)" in
+  x86_64) TORCH=(torch==2.14.1 torchvision==0.29.1) ;;
+  aarch64) TORCH=(torch==2.9.1 torchvision==0.24.1) ;;
+  *) echo "unsupported machine $(uname -m)"; exit 1 ;;
+esac
+$PIP install -q "${TORCH[@]}" "numpy<2" setuptools wheel
+
+step "building the wheel (fetch + verify pinned SGLang, apply sglang_patches, CMake kernels)"
+rm -rf "$REPO/dist"
+(cd "$REPO" && $PIP wheel . --no-deps --no-build-isolation -w dist)
+WHEEL="$(ls "$REPO"/dist/sglang_mindspore-*.whl)"
+step "installing $(basename "$WHEEL") and its dependencies"
+$PIP install -q "$WHEEL" pytest
+$PIP install -q --force-reinstall --no-deps "$WHEEL"  # same version string, newer build
+step "installed: $("$VENV/bin/python" -c 'import mindspore_models.provenance as p; d=p.load(); print(d["wheel_version"], "=", d["upstream"], "+", len(d["patches"]), "patches")')"
