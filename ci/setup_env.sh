@@ -22,7 +22,7 @@ case "$(uname -m)" in
   aarch64) TORCH=(torch==2.9.1 torchvision==0.24.1) ;;
   *) echo "unsupported machine $(uname -m)"; exit 1 ;;
 esac
-$PIP install -q "${TORCH[@]}" "numpy<2" setuptools wheel
+$PIP install -q "${TORCH[@]}" "numpy<2" setuptools wheel "cmake>=3.18"
 
 step "building the wheel (fetch + verify pinned SGLang, apply sglang_patches, CMake kernels)"
 rm -rf "$REPO/dist"
