@@ -27,7 +27,9 @@ def server(tiny_qwen3, tmp_path_factory):
            "--device", "cpu", "--attention-backend", "torch_native", "--dtype", "float32", "--host", "127.0.0.1",
            "--port", str(port), "--max-total-tokens", "4096", "--served-model-name", "tiny-qwen3"]
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        # cwd outside the repo: `python -m` puts the cwd first on sys.path, and the server must
+        # import the installed packages, as a user's would
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=log.parent)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + STARTUP_TIMEOUT_S
