@@ -1,4 +1,9 @@
-"""The one place where tensors cross between torch and MindSpore: DLPack, zero-copy both ways."""
+"""The one place where tensors cross between torch and MindSpore.
+
+Large tensors that both sides must see (the KV pool, logits) cross zero-copy by DLPack.
+Small per-step metadata is copied instead: on CPU, MindSpore re-imports a DLPack-shared
+tensor in every op that reads it (~0.5 ms each), far more than one small copy costs.
+"""
 from __future__ import annotations
 
 import mindspore as ms
@@ -11,6 +16,11 @@ def to_ms(t: torch.Tensor | None) -> ms.Tensor | None:
     if t is None:
         return None
     return ms.utils.dlpack.from_dlpack(torch.utils.dlpack.to_dlpack(t.contiguous()))
+
+
+def copy_to_ms(t: torch.Tensor) -> ms.Tensor:
+    """A MindSpore-owned copy, for small per-step tensors (indices, positions, masks)."""
+    return ms.Tensor(t.detach().cpu().contiguous().numpy())
 
 
 def to_torch(x: ms.Tensor | None) -> torch.Tensor | None:

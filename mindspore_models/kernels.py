@@ -15,7 +15,7 @@ from pathlib import Path
 
 import mindspore as ms
 import torch
-from mindspore import ops
+from mindspore import mint, ops
 
 from mindspore_models import bridge, device
 
@@ -29,21 +29,29 @@ def library_path() -> Path | None:
     return next((p for p in candidates if p.is_file()), None)
 
 
+KERNELS = ("KvCacheWrite", "PagedAttention", "RmsNorm", "RopeNeox", "MatMulSmallM", "MatMulSmallMNT", "SiluMul")
+SMALL_M = 4  # rows up to which MatMulSmallM beat MindSpore's CPU matmul here (decode step, 4-layer Qwen3-0.6B)
+
+
 @functools.cache
 def status() -> dict[str, str]:
     """Kernel name -> 'custom: PATH' or 'fallback: WHY'."""
     if not device.uses_custom_cpu_kernels():
         why = "disabled (SGLMS_DISABLE_KERNELS=1)" if device.current() == "cpu" else f"device {device.current()}"
-        return {"KvCacheWrite": f"fallback: {why}"}
+        return {k: f"fallback: {why}" for k in KERNELS}
     path = library_path()
     if path is None:
         msg = f"{LIB_NAME} not found (build with CMake or set SGLMS_KERNELS_LIB)"
         if os.environ.get("SGLMS_REQUIRE_KERNELS") == "1":
             raise RuntimeError(f"custom CPU kernels required but {msg}")
         logger.warning("custom CPU kernels inactive: %s; using pure-MindSpore fallbacks", msg)
-        return {"KvCacheWrite": f"fallback: {msg}"}
+        return {k: f"fallback: {msg}" for k in KERNELS}
     names = _kernel_list(path)
-    return {"KvCacheWrite": f"custom: {path}" if "KvCacheWrite" in names else "fallback: not in library"}
+    return {k: f"custom: {path}" if k in names else f"fallback: not in {path}" for k in KERNELS}
+
+
+def active(name: str) -> bool:
+    return status()[name].startswith("custom")
 
 
 def _kernel_list(path: Path) -> list[str]:
@@ -57,13 +65,14 @@ def log_status() -> None:
         logger.info("MindSpore kernel %s -> %s", name, how)
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: one pool buffer, one wrapper
 class KVBuffer:
     """One layer's K or V buffer of SGLang's pool, seen from MindSpore without a copy."""
 
     torch_view: torch.Tensor  # keeps the pool's storage alive for as long as MindSpore uses it
     view: ms.Tensor  # (slots, heads, head_dim), same memory
     ref: ms.Tensor  # int64 {address, rows}: how the custom kernel reaches the live buffer
+    checked: bool = False  # the first write's dtype and row shape were checked
 
     @classmethod
     def wrap(cls, t: torch.Tensor) -> "KVBuffer":
@@ -72,25 +81,118 @@ class KVBuffer:
         return cls(t, bridge.to_ms(t), ms.Tensor([t.data_ptr(), t.shape[0]], ms.int64))
 
 
+def _same_as_first(first, *_):
+    return first
+
+
+# Output shape of each custom op from its input shapes (dtype: always that of the first input,
+# except KvCacheWrite's int32 row count).
+_OUT_SHAPES = {
+    "KvCacheWrite": lambda *_: (1,),
+    "PagedAttention": lambda q, *_: (q[0], q[1] * q[2]),
+    "RmsNorm": _same_as_first,
+    "RopeNeox": _same_as_first,
+    "MatMulSmallM": lambda a, b: (a[0], b[1]),
+    "MatMulSmallMNT": lambda a, b: (a[0], b[0]),
+    "SiluMul": lambda x: (x[0], x[1] // 2),
+}
+
+
 @functools.cache
-def _kv_write_op():
-    path = library_path()
-    return ops.Custom(f"{path}:KvCacheWrite", out_shape=lambda *s: (1,), out_dtype=lambda *d: ms.int32,
-                      func_type="aot")
+def _op(name: str):
+    """The MindSpore custom op for one kernel, built once (construction costs ~1 ms)."""
+    dtype = (lambda *_: ms.int32) if name == "KvCacheWrite" else _same_as_first
+    return ops.Custom(f"{library_path()}:{name}", out_shape=_OUT_SHAPES[name], out_dtype=dtype, func_type="aot")
 
 
 def kv_cache_write(buf: KVBuffer, slots: ms.Tensor, values: ms.Tensor, runs: list[tuple[int, int, int]]) -> ms.Tensor:
-    """buf[slots[i]] = values[i]; returns buf.view ordered after the write.
+    """buf[slots[i]] = values[i]. Returns a tensor that readers of the pool take as an input,
+    so that they run after the write (the rows-written count, or the fallback's buffer view).
 
     `runs` are the same slots as (dst_start, src_start, length) contiguous runs, for the fallback.
     """
-    if values.dtype != buf.view.dtype or tuple(values.shape[1:]) != tuple(buf.view.shape[1:]):
-        raise ValueError(f"KV write of {values.dtype}{tuple(values.shape)} into cache "
-                         f"{buf.view.dtype}{tuple(buf.view.shape)}: dtype or row shape differs")
-    if status()["KvCacheWrite"].startswith("custom"):
-        done = _kv_write_op()(buf.ref, slots, values)
-        return ops.depend(buf.view, done)
+    if not buf.checked:
+        if values.dtype != buf.view.dtype or tuple(values.shape[1:]) != tuple(buf.view.shape[1:]):
+            raise ValueError(f"KV write of {values.dtype}{tuple(values.shape)} into cache "
+                             f"{buf.view.dtype}{tuple(buf.view.shape)}: dtype or row shape differs")
+        buf.checked = True  # the model's K/V rows keep their dtype and shape from step to step
+    if active("KvCacheWrite"):
+        return _op("KvCacheWrite")(buf.ref, slots, values)
     return kv_cache_write_fallback(buf, values, runs)
+
+
+
+
+@functools.cache
+def _pair_ref(k: KVBuffer, v: KVBuffer) -> ms.Tensor:
+    if k.torch_view.shape != v.torch_view.shape:
+        raise ValueError(f"K pool {tuple(k.torch_view.shape)} and V pool {tuple(v.torch_view.shape)} differ")
+    rows, heads = k.torch_view.shape[:2]
+    return ms.Tensor([k.torch_view.data_ptr(), v.torch_view.data_ptr(), rows, heads], ms.int64)
+
+
+@functools.cache
+def _scalar(value: float) -> ms.Tensor:
+    return ms.Tensor([value], ms.float32)
+
+
+def paged_attention(q: ms.Tensor, k: KVBuffer, v: KVBuffer, ctx, scale: float, after: ms.Tensor) -> ms.Tensor:
+    """q [T, Hq, D] attends its requests' keys in the pool -> [T, Hq*D] (custom kernel only).
+
+    `after`: the KV writes' results, so the kernel reads the pool only once they are done.
+    """
+    return _op("PagedAttention")(q, _pair_ref(k, v), ctx.kv_slots, ctx.seq_lens, ctx.q_starts, ctx.q_lens,
+                           _scalar(scale), after)
+
+
+def pool_view(buf: KVBuffer, after: ms.Tensor) -> ms.Tensor:
+    """The pool as a MindSpore tensor, ordered after `after` (a KV write). MindSpore copies
+    a DLPack-shared tensor into each op that reads it: fallback paths only."""
+    return ops.depend(buf.view, after)
+
+
+def rms_norm(x: ms.Tensor, weight: ms.Tensor, eps: float) -> ms.Tensor:
+    if active("RmsNorm"):
+        return _op("RmsNorm")(x, weight, _scalar(eps))
+    var = mint.mean(x * x, -1, keepdim=True)
+    return x * mint.rsqrt(var + eps) * weight
+
+
+def rope_neox(x: ms.Tensor, positions: ms.Tensor, cos: ms.Tensor, sin: ms.Tensor) -> ms.Tensor:
+    """x [T, H, D] rotated by the cos/sin [P, D/2] rows of its positions (NeoX half-rotation)."""
+    if active("RopeNeox"):
+        return _op("RopeNeox")(x, positions, cos, sin)
+    c = ops.gather(cos, positions, 0).unsqueeze(1)  # [T, 1, D/2]
+    s = ops.gather(sin, positions, 0).unsqueeze(1)
+    x1, x2 = mint.chunk(x, 2, -1)
+    return mint.cat((x1 * c - x2 * s, x2 * c + x1 * s), -1)
+
+
+def silu_mul(x: ms.Tensor) -> ms.Tensor:
+    """[T, 2I] packed gate|up -> silu(gate) * up [T, I]."""
+    if active("SiluMul"):
+        return _op("SiluMul")(x)
+    gate, up = mint.chunk(x, 2, -1)
+    return mint.nn.functional.silu(gate) * up
+
+
+def matmul(x: ms.Tensor, w: ms.Tensor, rows: int | None = None) -> ms.Tensor:
+    """x [M, K] @ w [K, N]. `rows` = M when the caller knows it (reading x.shape is slow)."""
+    if (x.shape[0] if rows is None else rows) <= SMALL_M and active("MatMulSmallM"):
+        return _op("MatMulSmallM")(x, w)
+    return mint.matmul(x, w)
+
+
+def matmul_nt(x: ms.Tensor, w: ms.Tensor, rows: int | None = None) -> ms.Tensor:
+    """x [M, K] @ w[N, K]^T (a tied LM head reading the embedding table)."""
+    if (x.shape[0] if rows is None else rows) <= SMALL_M and active("MatMulSmallMNT"):
+        return _op("MatMulSmallMNT")(x, w)
+    return _matmul_nt()(x, w)
+
+
+@functools.cache
+def _matmul_nt():
+    return ops.MatMul(transpose_b=True)
 
 
 def kv_cache_write_fallback(buf: KVBuffer, values: ms.Tensor, runs: list[tuple[int, int, int]]) -> ms.Tensor:

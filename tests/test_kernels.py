@@ -44,11 +44,11 @@ def test_kv_write_custom_equals_fallback(need_custom, slots, heads, dim, index_d
         values = ms.Tensor(values_np)
         slot_t = torch.tensor(slots, dtype=index_dtype)
         if use_custom:
-            out = kernels.kv_cache_write(buf, bridge.to_ms(slot_t), values, slot_runs(slot_t))
+            done = kernels.kv_cache_write(buf, bridge.to_ms(slot_t), values, slot_runs(slot_t))
         else:
-            out = kv_cache_write_fallback(buf, values, slot_runs(slot_t))
+            done = kv_cache_write_fallback(buf, values, slot_runs(slot_t))
         # the write is visible from MindSpore (ordered after it) and from torch (same memory)
-        np.testing.assert_array_equal(out.asnumpy()[slots], values_np)
+        np.testing.assert_array_equal(kernels.pool_view(buf, done).asnumpy()[slots], values_np)
         pools.append(pool.clone())
     reference = torch.full((32, heads, dim), -7.0)
     reference[torch.tensor(slots)] = torch.from_numpy(values_np)
@@ -68,7 +68,122 @@ def test_kv_write_rejects_dtype_or_shape_mismatch():
 def test_kv_write_out_of_range_slot_is_an_error(need_custom):
     pool = torch.zeros(4, 1, 2)
     buf = KVBuffer.wrap(pool)
-    out = kernels.kv_cache_write(buf, bridge.to_ms(torch.tensor([4])), ms.Tensor(np.ones((1, 1, 2), np.float32)), [(4, 0, 1)])
     with pytest.raises(RuntimeError, match="KvCacheWrite"):
-        out.asnumpy()
+        kernels.kv_cache_write(buf, bridge.to_ms(torch.tensor([4])), ms.Tensor(np.ones((1, 1, 2), np.float32)),
+                               [(4, 0, 1)]).asnumpy()
     assert pool.abs().sum() == 0
+
+
+def reference_attention(q, k_pool, v_pool, table, seq_lens, q_lens, scale):
+    """numpy: query i of request b at position seq_len-q_len+i attends keys 0..pos."""
+    hq, hkv = q.shape[1], k_pool.shape[1]
+    out = np.zeros((q.shape[0], hq * q.shape[2]), np.float64)
+    t = 0
+    for b, (sl, ql) in enumerate(zip(seq_lens, q_lens)):
+        for i in range(ql):
+            pos = sl - ql + i
+            slots = table[b, : pos + 1]
+            for h in range(hq):
+                keys, vals = k_pool[slots, h // (hq // hkv)], v_pool[slots, h // (hq // hkv)]
+                s = keys.astype(np.float64) @ q[t, h] * scale
+                p = np.exp(s - s.max())
+                out[t, h * q.shape[2]:(h + 1) * q.shape[2]] = (p / p.sum()) @ vals
+            t += 1
+    return out
+
+
+@pytest.mark.parametrize("mode", ["custom", "fallback"])
+@pytest.mark.parametrize("hq,hkv,d,seq_lens,q_lens", [
+    (4, 2, 8, [9, 5, 13], [9, 1, 4]),       # prefill, decode, chunk over a cached prefix
+    (3, 3, 5, [1], [1]),                     # MHA, one token
+    (8, 1, 16, [20, 20], [1, 1]),            # MQA decode batch
+])
+def test_paged_attention_matches_numpy(mode, hq, hkv, d, seq_lens, q_lens):
+    from mindspore_models.layers.attention import PagedAttention
+    from mindspore_models.runtime.context import forward_context
+    from mindspore_models.runtime.inputs import build_context
+
+    if mode == "custom" and not kernels.active("PagedAttention"):
+        if kernels_required():
+            pytest.fail(f"SGLMS_REQUIRE_KERNELS=1 but PagedAttention is {kernels.status()['PagedAttention']}")
+        pytest.skip("custom kernel not built")
+    rng = np.random.default_rng(1)
+    rows = 64
+    k_pool = torch.from_numpy(rng.standard_normal((rows, hkv, d)).astype(np.float32))
+    v_pool = torch.from_numpy(rng.standard_normal((rows, hkv, d)).astype(np.float32))
+    perm = rng.permutation(np.arange(1, rows))  # scattered slots, never the padding slot 0
+    table = np.zeros((len(seq_lens), max(seq_lens)), np.int64)
+    used = 0
+    for b, sl in enumerate(seq_lens):
+        table[b, :sl] = perm[used: used + sl]
+        used += sl
+    T = sum(q_lens)
+    q = rng.standard_normal((T, hq, d)).astype(np.float32)
+    new_k = rng.standard_normal((T, hkv, d)).astype(np.float32)
+    new_v = rng.standard_normal((T, hkv, d)).astype(np.float32)
+    new_slots = np.concatenate([table[b, sl - ql: sl] for b, (sl, ql) in enumerate(zip(seq_lens, q_lens))])
+    positions = np.concatenate([np.arange(sl - ql, sl) for sl, ql in zip(seq_lens, q_lens)])
+    expected_k, expected_v = k_pool.numpy().copy(), v_pool.numpy().copy()
+    expected_k[new_slots], expected_v[new_slots] = new_k, new_v
+    kv = [(KVBuffer.wrap(k_pool), KVBuffer.wrap(v_pool))]
+    ctx = build_context(torch.tensor(seq_lens), torch.tensor(q_lens), torch.from_numpy(table),
+                        torch.from_numpy(positions), torch.from_numpy(new_slots), kv)
+    layer = PagedAttention(hq, hkv, d, layer_id=0)
+    forced = {k: "fallback: forced by test" for k in kernels.KERNELS}
+    with forward_context(ctx), pytest.MonkeyPatch.context() as mp:
+        if mode == "fallback":
+            mp.setattr(kernels, "status", lambda: forced)
+        got = layer(ms.Tensor(q), ms.Tensor(new_k), ms.Tensor(new_v)).asnumpy()
+    ref = reference_attention(q, expected_k, expected_v, table, seq_lens, q_lens, d ** -0.5)
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=1e-5)
+    np.testing.assert_array_equal(k_pool.numpy(), expected_k)  # the new rows landed in the pool
+
+
+@pytest.fixture(params=["custom", "fallback"])
+def kernel_mode(request, monkeypatch):
+    if request.param == "custom":
+        missing = {k: v for k, v in kernels.status().items() if not v.startswith("custom")}
+        if missing:
+            if kernels_required():
+                pytest.fail(f"SGLMS_REQUIRE_KERNELS=1 but {missing}")
+            pytest.skip(f"custom kernels not built: {missing}")
+    else:
+        monkeypatch.setattr(kernels, "status", lambda: {k: "fallback: forced by test" for k in kernels.KERNELS})
+    return request.param
+
+
+@pytest.mark.parametrize("shape", [(1, 7), (5, 3, 33), (2, 128)])
+def test_rms_norm(kernel_mode, shape):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(shape[-1]).astype(np.float32)
+    got = kernels.rms_norm(ms.Tensor(x), ms.Tensor(w), 1e-6).asnumpy()
+    ref = x / np.sqrt((x.astype(np.float64) ** 2).mean(-1, keepdims=True) + 1e-6) * w
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("t,h,d", [(1, 1, 2), (7, 3, 10), (4, 16, 128)])
+def test_rope_neox(kernel_mode, t, h, d):
+    from mindspore_models.layers.rope import inv_frequencies
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((t, h, d)).astype(np.float32)
+    pos = rng.integers(0, 50, t).astype(np.int32)
+    freqs = np.outer(np.arange(50, dtype=np.float32), inv_frequencies(d, 10000.0, None))
+    cos, sin = np.cos(freqs).astype(np.float32), np.sin(freqs).astype(np.float32)
+    got = kernels.rope_neox(ms.Tensor(x), ms.Tensor(pos), ms.Tensor(cos), ms.Tensor(sin)).asnumpy()
+    c, s = cos[pos][:, None], sin[pos][:, None]
+    x1, x2 = x[..., : d // 2], x[..., d // 2:]
+    ref = np.concatenate([x1 * c - x2 * s, x2 * c + x1 * s], -1)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 5, 3), (3, 64, 2050), (16, 33, 300), (17, 8, 9)])
+def test_matmul_and_matmul_nt(kernel_mode, m, k, n):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    ref = x.astype(np.float64) @ w
+    np.testing.assert_allclose(kernels.matmul(ms.Tensor(x), ms.Tensor(w)).asnumpy(), ref, rtol=1e-4, atol=1e-4)
+    wt = np.ascontiguousarray(w.T)
+    np.testing.assert_allclose(kernels.matmul_nt(ms.Tensor(x), ms.Tensor(wt)).asnumpy(), ref, rtol=1e-4, atol=1e-4)

@@ -30,16 +30,17 @@ def checkpoint(request, tiny_qwen3, tiny_qwen3_tied):
     return tiny_qwen3 if request.param == "untied" else tiny_qwen3_tied
 
 
-@pytest.fixture(params=["custom-kernel", "fallback"])
-def kv_write(request, monkeypatch):
-    custom = kernels.status()["KvCacheWrite"]
-    if request.param == "custom-kernel":
-        if not custom.startswith("custom"):
+@pytest.fixture(params=["custom-kernels", "fallbacks"])
+def kernel_mode(request, monkeypatch):
+    """Run with every custom CPU kernel, or with every pure-MindSpore fallback."""
+    if request.param == "custom-kernels":
+        missing = {k: v for k, v in kernels.status().items() if not v.startswith("custom")}
+        if missing:
             if kernels_required():
-                pytest.fail(f"SGLMS_REQUIRE_KERNELS=1 but KvCacheWrite is {custom}")
-            pytest.skip(f"custom kernel not built: {custom}")
+                pytest.fail(f"SGLMS_REQUIRE_KERNELS=1 but {missing}")
+            pytest.skip(f"custom kernels not built: {missing}")
     else:
-        monkeypatch.setattr(kernels, "status", lambda: {"KvCacheWrite": "fallback: forced by test"})
+        monkeypatch.setattr(kernels, "status", lambda: {k: "fallback: forced by test" for k in kernels.KERNELS})
     return request.param
 
 
@@ -49,7 +50,7 @@ def test_tied_checkpoint_really_is_tied(tiny_qwen3_tied, tiny_qwen3):
     assert "lm_head.weight" not in tied and "lm_head.weight" in untied
 
 
-def test_prefill_logits_match_hf(checkpoint):
+def test_prefill_logits_match_hf(checkpoint, kernel_mode):
     hf = hf_model(checkpoint)
     runner = StandaloneRunner(str(checkpoint))
     for prompt in PROMPTS:
@@ -62,7 +63,7 @@ def test_prefill_logits_match_hf(checkpoint):
         assert ref.abs().max() > 1.0  # the comparison is not between near-zero tensors
 
 
-def test_greedy_tokens_match_hf_in_a_mixed_length_batch(checkpoint, kv_write):
+def test_greedy_tokens_match_hf_in_a_mixed_length_batch(checkpoint, kernel_mode):
     hf = hf_model(checkpoint)
     runner = StandaloneRunner(str(checkpoint))
     got = runner.greedy(PROMPTS, GREEDY_TOKENS)
@@ -72,7 +73,7 @@ def test_greedy_tokens_match_hf_in_a_mixed_length_batch(checkpoint, kv_write):
         assert tokens == ref, f"prompt len {len(prompt)}"
 
 
-def test_cached_prefix_extend_matches_full_prefill(tiny_qwen3):
+def test_cached_prefix_extend_matches_full_prefill(tiny_qwen3, kernel_mode):
     """Extend with a prefix already in the pool (what a radix-cache hit does) == full prefill."""
     from mindspore_models.runtime.standalone import Sequence
 

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from mindspore import mint, nn
+from mindspore import nn
+
+from mindspore_models import kernels
 
 
 class SiluAndMul(nn.Cell):
     """[.., 2*I] packed gate|up -> silu(gate) * up."""
 
     def construct(self, x):
-        gate, up = mint.chunk(x, 2, -1)
-        return mint.nn.functional.silu(gate) * up
+        return kernels.silu_mul(x)

@@ -1,14 +1,15 @@
 """Paged attention over SGLang's KV pool, in MindSpore.
 
-New K/V rows are written into the pool (custom kernel, or the pure-MindSpore fallback), then
-each request's keys are gathered by slot into a padded [B, S] batch and attended with one
-masked batched matmul. GQA groups share a K/V head without repeating it.
+New K/V rows are written into the pool, then every query attends its own request's keys,
+which the slot table locates in the pool. The custom kernel does this reading the pool in
+place; the pure-MindSpore fallback gathers each request's keys into a padded [B, S] batch and
+attends with one masked batched matmul (GQA groups share a KV head without repeating it).
 """
 from __future__ import annotations
 
 from mindspore import mint, nn, ops
 
-from mindspore_models.kernels import kv_cache_write
+from mindspore_models import kernels
 from mindspore_models.runtime import context
 
 
@@ -25,8 +26,13 @@ class PagedAttention(nn.Cell):
         """q: [T, Hq, D], k/v: [T, Hkv, D] -> [T, Hq*D]."""
         ctx = context.get()
         k_buf, v_buf = ctx.kv[self.layer_id]
-        k_cache = kv_cache_write(k_buf, ctx.out_cache_loc, k, ctx.slot_runs)
-        v_cache = kv_cache_write(v_buf, ctx.out_cache_loc, v, ctx.slot_runs)
+        k_done = kernels.kv_cache_write(k_buf, ctx.out_cache_loc, k, ctx.slot_runs)
+        v_done = kernels.kv_cache_write(v_buf, ctx.out_cache_loc, v, ctx.slot_runs)
+        if kernels.active("PagedAttention"):
+            return kernels.paged_attention(q, k_buf, v_buf, ctx, self.scale, after=ops.depend(k_done, v_done))
+        return self.attend_gathered(q, kernels.pool_view(k_buf, k_done), kernels.pool_view(v_buf, v_done), ctx)
+
+    def attend_gathered(self, q, k_cache, v_cache, ctx):
         b, s = ctx.kv_slots.shape
         lq = ctx.q_index.shape[1]
         keys = ops.gather(k_cache, ctx.kv_slots, 0).permute(0, 2, 3, 1)  # [B, Hkv, D, S]

@@ -4,6 +4,9 @@ import mindspore as ms
 import numpy as np
 from mindspore import Parameter, nn, ops
 
+from mindspore_models import kernels
+from mindspore_models.runtime import context
+
 
 class Embedding(nn.Cell):
     def __init__(self, vocab: int, dim: int):
@@ -22,14 +25,13 @@ class LMHead(nn.Cell):
     def __init__(self, vocab: int, dim: int, tied_to: Embedding | None = None):
         super().__init__()
         self.tied_to = tied_to
-        self._matmul_nt = ops.MatMul(transpose_b=True)
         if tied_to is None:
             self.weight = Parameter(ms.Tensor(np.zeros((dim, vocab), np.float32)), name="weight")
 
     def construct(self, x):
         if self.tied_to is not None:
-            return self._matmul_nt(x, self.tied_to.weight)
-        return ops.matmul(x, self.weight)
+            return kernels.matmul_nt(x, self.tied_to.weight, context.rows_hint(logits=True))
+        return kernels.matmul(x, self.weight, context.rows_hint(logits=True))
 
     def expected_shape(self, param: str, shard) -> tuple[int, ...]:
         return (self.weight.shape[1], self.weight.shape[0])  # HF stores (vocab, hidden)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import mindspore as ms
 import numpy as np
-from mindspore import Parameter, mint, nn
+from mindspore import Parameter, nn
+
+from mindspore_models import kernels
+from mindspore_models.runtime import context
 
 
 class Linear(nn.Cell):
@@ -22,7 +25,7 @@ class Linear(nn.Cell):
         self.bias = Parameter(ms.Tensor(np.zeros(out_features, np.float32)), name="bias") if bias else None
 
     def construct(self, x):
-        y = mint.matmul(x, self.weight)
+        y = kernels.matmul(x, self.weight, context.rows_hint())
         return y if self.bias is None else y + self.bias
 
     def expected_shape(self, param: str, shard) -> tuple[int, ...]:

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import mindspore as ms
 import numpy as np
-from mindspore import Parameter, mint, nn
+from mindspore import Parameter, nn
+
+from mindspore_models import kernels
 
 
 class RMSNorm(nn.Cell):
@@ -12,5 +14,4 @@ class RMSNorm(nn.Cell):
         self.weight = Parameter(ms.Tensor(np.ones(dim, np.float32)), name="weight")
 
     def construct(self, x):
-        var = mint.mean(x * x, -1, keepdim=True)
-        return x * mint.rsqrt(var + self.eps) * self.weight
+        return kernels.rms_norm(x, self.weight, self.eps)

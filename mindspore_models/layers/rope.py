@@ -5,7 +5,9 @@ import functools
 
 import mindspore as ms
 import numpy as np
-from mindspore import mint, nn, ops
+from mindspore import nn
+
+from mindspore_models import kernels
 
 
 def inv_frequencies(head_dim: int, theta: float, scaling: dict | None) -> np.ndarray:
@@ -23,9 +25,7 @@ class RotaryEmbedding(nn.Cell):
 
     def construct(self, positions, q, k):
         """q: [T, Hq, D], k: [T, Hk, D] -> rotated, same shapes."""
-        cos = ops.gather(self.cos, positions, 0).unsqueeze(1)  # [T, 1, D/2]
-        sin = ops.gather(self.sin, positions, 0).unsqueeze(1)
-        return _rotate(q, cos, sin), _rotate(k, cos, sin)
+        return kernels.rope_neox(q, positions, self.cos, self.sin), kernels.rope_neox(k, positions, self.cos, self.sin)
 
 
 @functools.cache
@@ -34,8 +34,3 @@ def _tables(head_dim: int, max_position: int, theta: float, scaling: tuple):
     inv = inv_frequencies(head_dim, theta, dict(scaling) or None)
     freqs = np.outer(np.arange(max_position, dtype=np.float32), inv)
     return ms.Tensor(np.cos(freqs).astype(np.float32)), ms.Tensor(np.sin(freqs).astype(np.float32))
-
-
-def _rotate(x, cos, sin):
-    x1, x2 = mint.chunk(x, 2, -1)
-    return mint.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), -1)

@@ -18,12 +18,24 @@ class ForwardContext:
     positions: ms.Tensor  # [T] int32, position of each new token
     out_cache_loc: ms.Tensor  # [T] int64, KV slot each new token writes
     slot_runs: list[tuple[int, int, int]]  # out_cache_loc as contiguous runs (fallback KV write)
+    seq_lens: ms.Tensor  # [B] int32, keys per request after this step
+    q_starts: ms.Tensor  # [B] int32, first flat token of each request
+    q_lens: ms.Tensor  # [B] int32, new tokens per request
     kv_slots: ms.Tensor  # [B, S] int32, KV slot of key j of request b (padding -> slot 0)
     q_index: ms.Tensor  # [B, Lq] int32, flat token index of query i of request b (padding -> 0)
     out_index: ms.Tensor  # [T] int32, row of each flat token in the padded [B*Lq] layout
     mask: ms.Tensor  # [B, 1, 1, Lq, S] additive causal + length mask
     logits_index: ms.Tensor  # [N] int32, tokens whose logits are returned
     kv: list[tuple[KVBuffer, KVBuffer]]  # per layer (K, V)
+    num_tokens: int  # T, known on the host: reading a MindSpore tensor's shape costs a sync
+    num_logits: int  # N
+
+
+def rows_hint(logits: bool = False) -> int | None:
+    """Rows of the activations in the current forward (None outside one)."""
+    if _current is None:
+        return None
+    return _current.num_logits if logits else _current.num_tokens
 
 
 _current: ForwardContext | None = None

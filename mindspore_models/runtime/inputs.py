@@ -39,13 +39,18 @@ def build_context(
     kv_slots = torch.where(key_valid, token_table[:, :s].to(torch.int64).cpu(), 0)
     logits_index = torch.arange(int(q_lens.sum())) if all_logits else torch.cumsum(q_lens, 0) - 1
     return ForwardContext(
-        positions=bridge.to_ms(positions.to(torch.int32).cpu()),
-        out_cache_loc=bridge.to_ms(out_cache_loc.to(torch.int64).cpu()),
+        positions=bridge.copy_to_ms(positions.to(torch.int32).cpu()),
+        out_cache_loc=bridge.copy_to_ms(out_cache_loc.to(torch.int64).cpu()),
         slot_runs=slot_runs(out_cache_loc.cpu()),
-        kv_slots=bridge.to_ms(kv_slots.to(torch.int32)),
-        q_index=bridge.to_ms(q_index.to(torch.int32)),
-        out_index=bridge.to_ms(out_index.to(torch.int32)),
-        mask=bridge.to_ms(mask[:, None, None]),
-        logits_index=bridge.to_ms(logits_index.to(torch.int32)),
+        seq_lens=bridge.copy_to_ms(seq_lens.to(torch.int32)),
+        q_starts=bridge.copy_to_ms(starts.to(torch.int32)),
+        q_lens=bridge.copy_to_ms(q_lens.to(torch.int32)),
+        kv_slots=bridge.copy_to_ms(kv_slots.to(torch.int32)),
+        q_index=bridge.copy_to_ms(q_index.to(torch.int32)),
+        out_index=bridge.copy_to_ms(out_index.to(torch.int32)),
+        mask=bridge.copy_to_ms(mask[:, None, None]),
+        logits_index=bridge.copy_to_ms(logits_index.to(torch.int32)),
         kv=kv,
+        num_tokens=int(q_lens.sum()),
+        num_logits=logits_index.numel(),
     )

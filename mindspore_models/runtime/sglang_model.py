@@ -71,5 +71,5 @@ class MindSporeForCausalLM(torch.nn.Module):
             _log_batch(fb.forward_mode, q_lens, fb.seq_lens)
         ctx = build_context(fb.seq_lens, q_lens, table, positions, fb.out_cache_loc, self._kv_buffers())
         with forward_context(ctx):
-            logits = self.model(bridge.to_ms(input_ids.to(torch.int32)))
+            logits = self.model(bridge.copy_to_ms(input_ids.to(torch.int32)))
         return LogitsProcessorOutput(next_token_logits=bridge.to_torch(logits))

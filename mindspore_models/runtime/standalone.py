@@ -62,7 +62,7 @@ class StandaloneRunner:
             kv=self.kv, all_logits=all_logits,
         )
         with forward_context(ctx):
-            logits = self.model(bridge.to_ms(torch.tensor(ids, dtype=torch.int32)))
+            logits = self.model(bridge.copy_to_ms(torch.tensor(ids, dtype=torch.int32)))
         return bridge.to_torch(logits).clone()
 
     def prefill_logits(self, prompt: list[int]) -> torch.Tensor:

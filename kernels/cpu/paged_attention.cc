@@ -1,0 +1,97 @@
+// Paged attention over SGLang's KV pool, for prefill, decode and mixed batches.
+//
+// Query t of request b sits at position p = seq_len[b] - q_len[b] + i and attends keys
+// 0..p of that request; key j lives in pool slot kv_slots[b, j]. GQA: query head h reads KV
+// head h / (Hq / Hkv). The pool is reached by reference ({k_addr, v_addr, rows, Hkv}) because
+// MindSpore would otherwise copy the whole pool into every op that reads it.
+//
+// params: [q (T, Hq, D) f32, kv_ref (4,) i64, kv_slots (B, S) i32, seq_lens (B,) i32,
+//          q_starts (B,) i32, q_lens (B,) i32, scale (1,) f32, after (N,) any, out (T, Hq*D) f32]
+// `after` is unused data: it orders this op after the KV writes it depends on.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "sglms_kernel_abi.h"
+
+namespace {
+
+struct Work {
+  int64_t token, pos, req;
+};
+
+inline float Dot(const float* a, const float* b, int64_t n) {
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+}  // namespace
+
+extern "C" int PagedAttention(int nparam, void** params, int* ndims, int64_t** shapes, const char** dtypes,
+                              void* /*stream*/, void* /*extra*/) {
+  if (nparam != 9 || ndims[0] != 3 || ndims[2] != 2) return SGLMS_ERR_BAD_ARGS;
+  if (std::strcmp(dtypes[0], "float32") != 0 || std::strcmp(dtypes[2], "int32") != 0) return SGLMS_ERR_BAD_DTYPE;
+  const int64_t T = shapes[0][0], Hq = shapes[0][1], D = shapes[0][2];
+  const int64_t B = shapes[2][0], S = shapes[2][1];
+  const auto* q = static_cast<const float*>(params[0]);
+  const auto* ref = static_cast<const int64_t*>(params[1]);
+  const auto* K = reinterpret_cast<const float*>(static_cast<uintptr_t>(ref[0]));
+  const auto* V = reinterpret_cast<const float*>(static_cast<uintptr_t>(ref[1]));
+  const int64_t rows = ref[2], Hkv = ref[3];
+  const auto* slots = static_cast<const int32_t*>(params[2]);
+  const auto* seq_lens = static_cast<const int32_t*>(params[3]);
+  const auto* q_starts = static_cast<const int32_t*>(params[4]);
+  const auto* q_lens = static_cast<const int32_t*>(params[5]);
+  const float scale = *static_cast<const float*>(params[6]);
+  auto* out = static_cast<float*>(params[8]);
+  if (Hkv <= 0 || Hq % Hkv != 0) return SGLMS_ERR_BAD_ARGS;
+  const int64_t group = Hq / Hkv;
+
+  std::vector<Work> work;
+  work.reserve(T);
+  for (int64_t b = 0; b < B; ++b) {
+    if (seq_lens[b] > S || q_lens[b] > seq_lens[b]) return SGLMS_ERR_BAD_ARGS;
+    for (int64_t i = 0; i < q_lens[b]; ++i) work.push_back({q_starts[b] + i, seq_lens[b] - q_lens[b] + i, b});
+  }
+  for (const Work& w : work) {
+    if (w.token < 0 || w.token >= T) return SGLMS_ERR_BAD_ARGS;
+    for (int64_t j = 0; j <= w.pos; ++j) {
+      const int32_t slot = slots[w.req * S + j];
+      if (slot < 0 || slot >= rows) return SGLMS_ERR_BAD_INDEX;
+    }
+  }
+
+  const int64_t items = static_cast<int64_t>(work.size()) * Hq;
+#pragma omp parallel
+  {
+    std::vector<float> scores(S);
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t item = 0; item < items; ++item) {
+      const Work& w = work[item / Hq];
+      const int64_t h = item % Hq, kvh = h / group, n = w.pos + 1;
+      const float* qv = q + (w.token * Hq + h) * D;
+      const int32_t* row = slots + w.req * S;
+      float mx = -INFINITY;
+      for (int64_t j = 0; j < n; ++j) {
+        scores[j] = Dot(qv, K + (row[j] * Hkv + kvh) * D, D) * scale;
+        mx = std::max(mx, scores[j]);
+      }
+      float sum = 0.f;
+      for (int64_t j = 0; j < n; ++j) sum += (scores[j] = std::exp(scores[j] - mx));
+      float* o = out + (w.token * Hq + h) * D;
+      std::fill(o, o + D, 0.f);
+      const float inv = 1.f / sum;
+      for (int64_t j = 0; j < n; ++j) {
+        const float p = scores[j] * inv;
+        const float* vv = V + (row[j] * Hkv + kvh) * D;
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) o[d] += p * vv[d];
+      }
+    }
+  }
+  return 0;
+}
