@@ -29,6 +29,22 @@ def kernels_required() -> bool:
     return os.environ.get("SGLMS_REQUIRE_KERNELS") == "1"
 
 
+@pytest.fixture(params=["custom-kernels", "fallbacks"])
+def kernel_mode(request, monkeypatch):
+    """Run with every custom CPU kernel, or with every pure-MindSpore fallback."""
+    from mindspore_models import kernels
+
+    if request.param == "custom-kernels":
+        missing = {k: v for k, v in kernels.status().items() if not v.startswith("custom")}
+        if missing:
+            if kernels_required():
+                pytest.fail(f"SGLMS_REQUIRE_KERNELS=1 but {missing}")
+            pytest.skip(f"custom kernels not built: {missing}")
+    else:
+        monkeypatch.setattr(kernels, "status", lambda: {k: "fallback: forced by test" for k in kernels.KERNELS})
+    return request.param
+
+
 def pytest_configure(config):
     if os.environ.get("SGLMS_TEST_INSTALLED") == "1":
         import mindspore_models

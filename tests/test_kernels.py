@@ -92,21 +92,16 @@ def reference_attention(q, k_pool, v_pool, table, seq_lens, q_lens, scale):
     return out
 
 
-@pytest.mark.parametrize("mode", ["custom", "fallback"])
 @pytest.mark.parametrize("hq,hkv,d,seq_lens,q_lens", [
     (4, 2, 8, [9, 5, 13], [9, 1, 4]),       # prefill, decode, chunk over a cached prefix
     (3, 3, 5, [1], [1]),                     # MHA, one token
     (8, 1, 16, [20, 20], [1, 1]),            # MQA decode batch
 ])
-def test_paged_attention_matches_numpy(mode, hq, hkv, d, seq_lens, q_lens):
+def test_paged_attention_matches_numpy(kernel_mode, hq, hkv, d, seq_lens, q_lens):
     from mindspore_models.layers.attention import PagedAttention
     from mindspore_models.runtime.context import forward_context
     from mindspore_models.runtime.inputs import build_context
 
-    if mode == "custom" and not kernels.active("PagedAttention"):
-        if kernels_required():
-            pytest.fail(f"SGLMS_REQUIRE_KERNELS=1 but PagedAttention is {kernels.status()['PagedAttention']}")
-        pytest.skip("custom kernel not built")
     rng = np.random.default_rng(1)
     rows = 64
     k_pool = torch.from_numpy(rng.standard_normal((rows, hkv, d)).astype(np.float32))
@@ -129,27 +124,11 @@ def test_paged_attention_matches_numpy(mode, hq, hkv, d, seq_lens, q_lens):
     ctx = build_context(torch.tensor(seq_lens), torch.tensor(q_lens), torch.from_numpy(table),
                         torch.from_numpy(positions), torch.from_numpy(new_slots), kv)
     layer = PagedAttention(hq, hkv, d, layer_id=0)
-    forced = {k: "fallback: forced by test" for k in kernels.KERNELS}
-    with forward_context(ctx), pytest.MonkeyPatch.context() as mp:
-        if mode == "fallback":
-            mp.setattr(kernels, "status", lambda: forced)
+    with forward_context(ctx):
         got = layer(ms.Tensor(q), ms.Tensor(new_k), ms.Tensor(new_v)).asnumpy()
     ref = reference_attention(q, expected_k, expected_v, table, seq_lens, q_lens, d ** -0.5)
     np.testing.assert_allclose(got, ref, atol=1e-5, rtol=1e-5)
     np.testing.assert_array_equal(k_pool.numpy(), expected_k)  # the new rows landed in the pool
-
-
-@pytest.fixture(params=["custom", "fallback"])
-def kernel_mode(request, monkeypatch):
-    if request.param == "custom":
-        missing = {k: v for k, v in kernels.status().items() if not v.startswith("custom")}
-        if missing:
-            if kernels_required():
-                pytest.fail(f"SGLMS_REQUIRE_KERNELS=1 but {missing}")
-            pytest.skip(f"custom kernels not built: {missing}")
-    else:
-        monkeypatch.setattr(kernels, "status", lambda: {k: "fallback: forced by test" for k in kernels.KERNELS})
-    return request.param
 
 
 @pytest.mark.parametrize("shape", [(1, 7), (5, 3, 33), (2, 128)])

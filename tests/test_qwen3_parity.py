@@ -2,11 +2,9 @@
 import pytest
 import torch
 
-from mindspore_models import kernels
 from mindspore_models.runtime.standalone import StandaloneRunner
 from mindspore_models.weights import WeightLoadError, iter_safetensors
 
-from conftest import kernels_required
 
 PROMPTS = [[5, 17, 33, 2, 99, 100, 7, 8, 250, 11, 12], [40, 41, 42], [7] * 23]
 LOGITS_ATOL = 1e-4
@@ -28,20 +26,6 @@ def hf_greedy(model, prompt, n):
 @pytest.fixture(params=["untied", "tied"])
 def checkpoint(request, tiny_qwen3, tiny_qwen3_tied):
     return tiny_qwen3 if request.param == "untied" else tiny_qwen3_tied
-
-
-@pytest.fixture(params=["custom-kernels", "fallbacks"])
-def kernel_mode(request, monkeypatch):
-    """Run with every custom CPU kernel, or with every pure-MindSpore fallback."""
-    if request.param == "custom-kernels":
-        missing = {k: v for k, v in kernels.status().items() if not v.startswith("custom")}
-        if missing:
-            if kernels_required():
-                pytest.fail(f"SGLMS_REQUIRE_KERNELS=1 but {missing}")
-            pytest.skip(f"custom kernels not built: {missing}")
-    else:
-        monkeypatch.setattr(kernels, "status", lambda: {k: "fallback: forced by test" for k in kernels.KERNELS})
-    return request.param
 
 
 def test_tied_checkpoint_really_is_tied(tiny_qwen3_tied, tiny_qwen3):
