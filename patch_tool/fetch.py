@@ -6,6 +6,7 @@ complete and verified, so an interrupted or failed fetch never leaves a corrupt 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -63,7 +64,7 @@ def fetch(pin: Pin, arch: str | None, cache: Path, log=print) -> Path:
 
 def _pip_download(pin: Pin, wheel: WheelPin, dest: Path) -> None:
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        *_pip(), "download", "--no-deps", "--only-binary=:all:",
         "--platform", wheel.platform_tag, "--python-version", pin.python[2:],
         "--implementation", pin.python[:2], "--dest", str(dest),
         *pip_source_args(), f"{pin.package}=={pin.version}",
@@ -72,6 +73,17 @@ def _pip_download(pin: Pin, wheel: WheelPin, dest: Path) -> None:
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
         raise PatchToolError(f"pip could not download {pin.package}=={pin.version}:\n{tail}")
+
+
+def _pip() -> list[str]:
+    # Inside pip's isolated build environment (setup.py under `pip wheel .`) pip itself may not
+    # be importable; the pip on PATH is the same ordinary client.
+    if importlib.util.find_spec("pip") is not None:
+        return [sys.executable, "-m", "pip"]
+    exe = shutil.which("pip3") or shutil.which("pip")
+    if exe is None:
+        raise PatchToolError("pip is needed to download the pinned release and none was found")
+    return [exe]
 
 
 def verify_file(path: Path, wheel: WheelPin) -> None:
@@ -84,9 +96,9 @@ def verify_file(path: Path, wheel: WheelPin) -> None:
         )
 
 
-def pristine_tree(wheel_path: Path, wheel: WheelPin, cache: Path) -> Path:
+def pristine_tree(wheel_path: Path, sha256: str, cache: Path) -> Path:
     """Unpack the verified wheel once into the cache; the result is read-only by convention."""
-    target = cache / "pristine" / wheel.sha256
+    target = cache / "pristine" / sha256
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

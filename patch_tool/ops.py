@@ -15,7 +15,7 @@ from patch_tool.workspace import Workspace, hash_tree, tree_edits
 def pristine(ws: Workspace, arch: str | None, log=print) -> Path:
     pin = ws.pin()
     wheel_path = fetch(pin, arch, ws.cache, log)
-    return pristine_tree(wheel_path, pin.wheel(arch), ws.cache)
+    return pristine_tree(wheel_path, pin.wheel(arch).sha256, ws.cache)
 
 
 def verify(ws: Workspace, arch: str | None, log=print) -> None:
