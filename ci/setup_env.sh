@@ -29,7 +29,7 @@ rm -rf "$REPO/dist"
 (cd "$REPO" && $PIP wheel . --no-deps --no-build-isolation -w dist)
 WHEEL="$(ls "$REPO"/dist/sglang_mindspore-*.whl)"
 step "installing $(basename "$WHEEL") and its dependencies"
-$PIP install -q "$WHEEL" pytest
+$PIP install -q "$WHEEL" pytest matplotlib
 $PIP install -q --force-reinstall --no-deps "$WHEEL"  # same version string, newer build
 # from / so that python -c imports the installed wheel, not the source tree in the cwd
 step "installed: $(cd / && "$VENV/bin/python" -c 'import mindspore_models.provenance as p; d=p.load(); print(d["wheel_version"], "=", d["upstream"], "+", len(d["patches"]), "patches")')"

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
-from patch_tool import PatchToolError, ops
+from patch_tool import PatchToolError, ops, releases, upstream
 from patch_tool.workspace import Workspace
 
 
@@ -28,6 +30,24 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--upstream-status", default="TODO: not submitted / submitted (link) / merged upstream in X")
     r = sub.add_parser("refresh", help="fold the tree's uncaptured edits into an existing patch")
     r.add_argument("name", help="patch file name, or its name without number and .patch")
+    rb = sub.add_parser("rebase", help="replay the series onto another release (three-way, old pristine as base)")
+    rb.add_argument("--to", required=True, metavar="VERSION")
+    rb.add_argument("--out", type=Path, help="where to write the rebased series (default: sglang_patches.rebased-VERSION)")
+    rb.add_argument("--in-place", action="store_true", help="overwrite sglang_patches/ (only when nothing conflicts)")
+    rb.add_argument("--update-pin", action="store_true", help="move the pin to VERSION when every patch applied")
+    sub.add_parser("releases", help="list the upstream releases on the index")
+    b = sub.add_parser("bisect", help="find the first upstream release that breaks the series or the test",
+                       epilog="COMMAND exit codes: 0 good, 125 skip, 1-127 bad, >=128 abort. It runs with the "
+                              "probed tree first on PYTHONPATH and in $PATCH_TOOL_TREE.")
+    b.add_argument("--good", required=True, metavar="VERSION")
+    b.add_argument("--bad", required=True, metavar="VERSION")
+    b.add_argument("--out", type=Path, help="report directory (default: out/upstream)")
+    b.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND (default: the tiny-Qwen3 MindSpore smoke test)")
+    m = sub.add_parser("matrix", help="does the series apply / does the smoke test pass, per release")
+    m.add_argument("versions", nargs="*", metavar="VERSION")
+    m.add_argument("--last", type=int, help="the newest N releases on the index")
+    m.add_argument("--no-test", action="store_true", help="only fetch and apply, no smoke test")
+    m.add_argument("--out", type=Path, help="report directory (default: out/upstream)")
     return p
 
 
@@ -62,7 +82,56 @@ def _run(args, ws: Workspace) -> int:
         ops.new(ws, args.name, args.subject, args.why, args.upstream_status)
     elif args.cmd == "refresh":
         ops.refresh(ws, args.name)
+    elif args.cmd == "rebase":
+        results = ops.rebase(ws, args.to, args.out, args.update_pin, args.in_place)
+        return 1 if any(r.verdict == "conflict" for r in results) else 0
+    elif args.cmd == "releases":
+        print("\n".join(releases.list_versions(ws.pin().package)))
+    elif args.cmd == "bisect":
+        return _bisect(ws, args)
+    elif args.cmd == "matrix":
+        return _matrix(ws, args)
     return 0
+
+
+def _command(words: list[str]) -> list[str] | None:
+    words = words[1:] if words[:1] == ["--"] else words
+    return words or upstream.default_command()
+
+
+def _bisect(ws: Workspace, args) -> int:
+    versions = releases.between(releases.list_versions(ws.pin().package), args.good, args.bad)
+    out = args.out or ws.root / "out" / "upstream"
+    print(f"bisecting {len(versions)} releases {args.good}..{args.bad}; reports in {out}")
+    report = upstream.BisectReport(ws.pin().package, versions[0], versions[-1], versions)
+    try:
+        upstream.bisect(ws, versions, _command(args.command), report=report)
+    except KeyboardInterrupt:
+        print("interrupted: the cache is consistent (entries are written atomically)", file=sys.stderr)
+        raise
+    finally:
+        paths = upstream.write_reports(out, "bisect", report.to_markdown(), report.to_json())
+        print(f"\n{report.status.upper()}: {report.message}\nreports: {', '.join(map(str, paths))}")
+    return {"done": 0, "ambiguous": 3}.get(report.status, 1)
+
+
+def _matrix(ws: Workspace, args) -> int:
+    package = ws.pin().package
+    versions = list(args.versions)
+    if args.last:
+        versions += releases.list_versions(package)[-args.last:]
+    if not versions:
+        raise PatchToolError("name releases, or pass --last N")
+    command = None if args.no_test else upstream.default_command()
+    rows = upstream.matrix(ws, versions, command)
+    out = args.out or ws.root / "out" / "upstream"
+    md = upstream.matrix_markdown(package, rows, command is not None)
+    js = json.dumps([dataclasses.asdict(r) for r in rows], indent=2)
+    paths = upstream.write_reports(out, "matrix", md, js)
+    if upstream.matrix_png(out / "matrix.png", rows, command is not None):
+        paths.append(out / "matrix.png")
+    print("\n" + md + f"reports: {', '.join(map(str, paths))}")
+    return 0 if all(r.verdict == "good" for r in rows) else 1
 
 
 def _print_status(info: dict) -> None:

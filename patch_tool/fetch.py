@@ -63,12 +63,10 @@ def fetch(pin: Pin, arch: str | None, cache: Path, log=print) -> Path:
 
 
 def _pip_download(pin: Pin, wheel: WheelPin, dest: Path) -> None:
-    cmd = [
-        *_pip(), "download", "--no-deps", "--only-binary=:all:",
-        "--platform", wheel.platform_tag, "--python-version", pin.python[2:],
-        "--implementation", pin.python[:2], "--dest", str(dest),
-        *pip_source_args(), f"{pin.package}=={pin.version}",
-    ]
+    platform = [] if wheel.platform_tag == "any" else [
+        "--platform", wheel.platform_tag, "--python-version", pin.python[2:], "--implementation", pin.python[:2]]
+    cmd = [*_pip(), "download", "--no-deps", "--only-binary=:all:", *platform, "--dest", str(dest),
+           *pip_source_args(), f"{pin.package}=={pin.version}"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
@@ -111,3 +109,25 @@ def pristine_tree(wheel_path: Path, sha256: str, cache: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def fetch_other_platform(pin: Pin, version: str, arch: str, host_file: str, cache: Path, log=print) -> tuple[str, str]:
+    """(file, sha256) of `version`'s wheel for another pinned architecture, named like the host's."""
+    from patch_tool.pin import host_arch
+
+    host = host_arch()
+    if not host_file.endswith(f"_{host}.whl"):
+        raise PatchToolError(f"cannot derive the {arch} wheel name from {host_file}")
+    file = host_file[: -len(f"{host}.whl")] + f"{arch}.whl"
+    wheel = WheelPin(arch, file, "")
+    folder = cache / "wheels"
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as tmp:
+        log(f"downloading {file} with pip ...")
+        _pip_download(Pin(pin.package, version, file.split("-")[2], pin.wheels), wheel, Path(tmp))
+        got = Path(tmp) / file
+        if not got.exists():
+            raise PatchToolError(f"no {arch} wheel named {file} for {pin.package} {version}")
+        digest = sha256_of(got)
+        os.replace(got, folder / file)
+    return file, digest

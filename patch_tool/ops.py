@@ -214,3 +214,72 @@ def _record(ws: Workspace, state: dict, files: list[str]) -> None:
     wrong = [f for f in files if expected(f) != _current(ws, f)]
     if wrong:
         raise PatchToolError(f"internal check failed: the series does not reproduce {', '.join(wrong)}")
+
+
+def rebase(ws: Workspace, version: str, out: Path | None = None, update_pin: bool = False,
+           in_place: bool = False, log=print):
+    """Replay the series onto `version`; writes the rebased series to `out` (never over the
+    current series unless in_place). Returns the per-patch results."""
+    from patch_tool.rebase import rebase_series
+    from patch_tool.releases import fetch_release
+
+    pin = ws.pin()
+    old_src = pristine(ws, None, log)
+    release = fetch_release(pin.package, version, ws.cache, log)
+    new_src = pristine_tree(release.wheel, release.sha256, ws.cache)
+    results = rebase_series(_checked_patches(ws), tree_reader(old_src), tree_reader(new_src))
+    for r in results:
+        log(f"{r.verdict.upper():9s} {r.name}" + (f"\n  {r.detail}" if r.detail else ""))
+    ok = all(r.verdict != "conflict" for r in results)
+    target = ws.patches_dir if in_place else (out or ws.root / f"sglang_patches.rebased-{version}")
+    if in_place and not ok:
+        raise PatchToolError("conflicts: the current series was left unchanged")
+    _write_series(target, pin.package, version, results, ws)
+    log(f"rebased series written to {target}" + ("" if ok else " (conflicting patches copied unchanged; see REBASE.md)"))
+    if update_pin:
+        if not ok:
+            raise PatchToolError("conflicts: the pin was not moved")
+        _move_pin(ws, version, release, log)
+    return results
+
+
+def _write_series(target: Path, package: str, version: str, results, ws: Workspace) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    names = []
+    for r in results:
+        if r.verdict == "droppable":
+            (target / r.name).unlink(missing_ok=True)
+            continue
+        text = r.patch.render() if r.patch else (ws.patches_dir / r.name).read_text()
+        (target / r.name).write_text(text)
+        names.append(r.name)
+    lines = [f"# This series applies on {package} {version} (third_party/sglang.toml).",
+             "# One patch a line, applied in order with fuzz 0 by `python -m patch_tool apply`."] + names
+    (target / "series").write_text("\n".join(lines) + "\n")
+    report = [f"# Rebase onto {package} {version}", "", "| patch | verdict | detail |", "|---|---|---|"]
+    report += [f"| {r.name} | {r.verdict} | {r.detail.splitlines()[0] if r.detail else ''} |" for r in results]
+    for r in results:
+        if r.verdict == "conflict":
+            report += ["", f"## {r.name}", "", "```", r.detail, "```"]
+    (target / "REBASE.md").write_text("\n".join(report) + "\n")
+
+
+def _move_pin(ws: Workspace, version: str, release, log) -> None:
+    """Point the pin at `version`: the host wheel just verified, the other pinned arches fetched
+    and hashed now. Nothing is written unless every arch has a wheel."""
+    from patch_tool.fetch import fetch_other_platform
+
+    pin = ws.pin()
+    entries = {}
+    for arch, old in pin.wheels.items():
+        if release.wheel.name.endswith(f"_{arch}.whl") or release.wheel.name.endswith("-any.whl"):
+            entries[arch] = (release.wheel.name, release.sha256)
+        else:
+            entries[arch] = fetch_other_platform(pin, version, arch, release.wheel.name, ws.cache, log)
+    python = release.wheel.name.split("-")[2] if "-any" not in release.wheel.name else pin.python
+    lines = [f"# The upstream SGLang release this series applies on (moved by `patch_tool rebase --update-pin`).",
+             f"[{pin.package}]", f'version = "{version}"', f'python = "{python}"']
+    for arch, (file, sha) in entries.items():
+        lines += ["", f"[{pin.package}.wheels.{arch}]", f'file = "{file}"', f'sha256 = "{sha}"']
+    ws.pin_file.write_text("\n".join(lines) + "\n")
+    log(f"pin moved to {pin.package} {version}")
