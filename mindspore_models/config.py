@@ -20,8 +20,9 @@ class ModelConfig:
     rope_scaling: dict | None
     max_position: int
     tie_word_embeddings: bool
-    attention_bias: bool
-    qk_norm: bool
+    qkv_bias: bool  # bias on q/k/v projections (Qwen2 always; Llama when attention_bias)
+    o_bias: bool  # bias on the output projection (Llama attention_bias)
+    qk_norm: bool  # RMSNorm on q and k per head (Qwen3)
 
 
 def _rope(hf: Any) -> tuple[float, dict | None]:
@@ -33,7 +34,8 @@ def _rope(hf: Any) -> tuple[float, dict | None]:
     return float(theta), (dict(params) if kind != "default" else None)
 
 
-def normalize(hf: Any, qk_norm: bool = False) -> ModelConfig:
+def normalize(hf: Any, qk_norm: bool = False, qkv_bias: bool | None = None) -> ModelConfig:
+    """`qkv_bias` None: follow the config's attention_bias (it also decides o_bias)."""
     arch = (getattr(hf, "architectures", None) or ["?"])[0]
     theta, scaling = _rope(hf)
     heads = hf.num_attention_heads
@@ -51,6 +53,7 @@ def normalize(hf: Any, qk_norm: bool = False) -> ModelConfig:
         rope_scaling=scaling,
         max_position=hf.max_position_embeddings,
         tie_word_embeddings=bool(getattr(hf, "tie_word_embeddings", False)),
-        attention_bias=bool(getattr(hf, "attention_bias", False)),
+        qkv_bias=bool(getattr(hf, "attention_bias", False)) if qkv_bias is None else qkv_bias,
+        o_bias=bool(getattr(hf, "attention_bias", False)),
         qk_norm=qk_norm,
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 import importlib
 
 _MODELS = {
+    "LlamaForCausalLM": ("mindspore_models.models.llama", "LlamaForCausalLM"),
+    "Qwen2ForCausalLM": ("mindspore_models.models.qwen2", "Qwen2ForCausalLM"),
     "Qwen3ForCausalLM": ("mindspore_models.models.qwen3", "Qwen3ForCausalLM"),
 }
 

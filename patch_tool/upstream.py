@@ -202,13 +202,19 @@ def matrix_markdown(package: str, rows: list[Probe], tested: bool) -> str:
     lines = [f"# {package} release matrix for the patch series", "",
              "| release | series applies | smoke test | fetch s | apply s | test s |", "|---|---|---|---|---|---|"]
     for p in rows:
-        applies = "yes" if p.stage == "test" or (p.stage == "apply" and p.verdict == "good") else (
-            "n/a (fetch failed)" if p.stage == "fetch" else f"**no**: {p.detail}")
-        test = "not run" if not tested or p.stage != "test" else ("pass" if p.verdict == "good" else f"**{p.verdict}**: {p.detail.splitlines()[0]}")
+        if p.stage == "fetch":
+            applies = "n/a (fetch failed)"
+        elif p.stage == "test" or p.verdict == "good":
+            applies = "yes"
+        else:
+            applies = f"**no**: {p.detail}"
+        if not tested or p.stage != "test":
+            test = "not run"
+        else:
+            test = "pass" if p.verdict == "good" else f"**{p.verdict}**: {p.detail.splitlines()[0]}"
         s = p.seconds
-        lines.append(f"| {p.version} | {applies} | {test} | {s.get('fetch', 0):.1f} | {s.get('apply', 0):.2f} | "
-                     f"{s['test']:.1f} |" if "test" in s else
-                     f"| {p.version} | {applies} | {test} | {s.get('fetch', 0):.1f} | {s.get('apply', 0):.2f} | - |")
+        test_s = f"{s['test']:.1f}" if "test" in s else "-"
+        lines.append(f"| {p.version} | {applies} | {test} | {s.get('fetch', 0):.1f} | {s.get('apply', 0):.2f} | {test_s} |")
     return "\n".join(lines) + "\n"
 
 

@@ -11,18 +11,39 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
 
+# Tiny checkpoints, one per architecture quirk to prove: name -> make_checkpoint arguments
+VARIANTS = {
+    "qwen3": dict(arch="qwen3", seed=0),                                   # GQA, q/k norm, head_dim != hidden/heads
+    "qwen3-tied": dict(arch="qwen3", tied=True, seed=1),
+    "llama-llama3-rope": dict(arch="llama", rope_scaling="llama3", seed=2),  # Llama 3.1 rope scaling
+    "llama-linear-rope-bias-tied": dict(arch="llama", rope_scaling="linear", attention_bias=True, tied=True, seed=3),
+    "qwen2": dict(arch="qwen2", seed=4),                                   # q/k/v bias, no o bias
+    "qwen2-tied": dict(arch="qwen2", tied=True, seed=5),
+}
+
+
 @pytest.fixture(scope="session")
-def tiny_qwen3(tmp_path_factory):
-    from mindspore_models.tools.make_tiny_checkpoint import make_qwen3
+def make_variant(tmp_path_factory):
+    from mindspore_models.tools.make_tiny_checkpoint import make_checkpoint
 
-    return make_qwen3(tmp_path_factory.mktemp("ckpt") / "tiny-qwen3", tied=False, seed=0)
+    made = {}
+
+    def make(name: str) -> Path:
+        if name not in made:
+            made[name] = make_checkpoint(tmp_path_factory.mktemp("ckpt") / name, **VARIANTS[name])
+        return made[name]
+
+    return make
 
 
 @pytest.fixture(scope="session")
-def tiny_qwen3_tied(tmp_path_factory):
-    from mindspore_models.tools.make_tiny_checkpoint import make_qwen3
+def tiny_qwen3(make_variant):
+    return make_variant("qwen3")
 
-    return make_qwen3(tmp_path_factory.mktemp("ckpt") / "tiny-qwen3-tied", tied=True, seed=1)
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_tied(make_variant):
+    return make_variant("qwen3-tied")
 
 
 def kernels_required() -> bool:

@@ -11,6 +11,7 @@ from mindspore_models.layers.linear import Linear
 from mindspore_models.layers.norm import RMSNorm
 from mindspore_models.layers.rope import RotaryEmbedding
 from mindspore_models.runtime import context
+from mindspore_models.weights import PACKED_DENSE, load_weights
 
 
 class SelfAttention(nn.Cell):
@@ -18,8 +19,8 @@ class SelfAttention(nn.Cell):
         super().__init__()
         self.hq, self.hkv, self.d = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         q, kv = self.hq * self.d, self.hkv * self.d
-        self.qkv_proj = Linear(cfg.hidden_size, q + 2 * kv, bias=cfg.attention_bias, shards={"q": q, "k": kv, "v": kv})
-        self.o_proj = Linear(q, cfg.hidden_size)
+        self.qkv_proj = Linear(cfg.hidden_size, q + 2 * kv, bias=cfg.qkv_bias, shards={"q": q, "k": kv, "v": kv})
+        self.o_proj = Linear(q, cfg.hidden_size, bias=cfg.o_bias)
         self.q_norm = RMSNorm(self.d, cfg.rms_norm_eps) if cfg.qk_norm else None
         self.k_norm = RMSNorm(self.d, cfg.rms_norm_eps) if cfg.qk_norm else None
         self.rotary = RotaryEmbedding(self.d, cfg.max_position, cfg.rope_theta, cfg.rope_scaling)
@@ -78,6 +79,8 @@ class DecoderModel(nn.Cell):
 class CausalLM(nn.Cell):
     """Decoder + LM head; returns logits of the tokens the forward context asks for."""
 
+    packed = PACKED_DENSE  # HF projection name -> (packed parameter, shard)
+
     def __init__(self, cfg: ModelConfig, model: nn.Cell):
         super().__init__()
         self.config = cfg
@@ -89,3 +92,8 @@ class CausalLM(nn.Cell):
         ctx = context.get()
         hidden = self.model(input_ids, ctx.positions)
         return self.lm_head(ops.gather(hidden, ctx.logits_index, 0))  # [N, V]
+
+    def load_weights(self, weights):
+        # a tied checkpoint may still carry lm_head.weight (a copy of the embedding): not loaded
+        ignore = (r"^lm_head\.weight$",) if self.config.tie_word_embeddings else ()
+        load_weights(self, weights, self.packed, ignore)

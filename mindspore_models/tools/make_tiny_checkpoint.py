@@ -4,7 +4,7 @@ No hub is reachable here, so tests, the README's main job and benchmarks build t
 checkpoints. They keep the real architectures' quirks at small sizes: GQA, q/k norm, an
 explicit head_dim that differs from hidden/heads, tied or untied embeddings.
 
-    python -m mindspore_models.tools.make_tiny_checkpoint --out /tmp/tiny-qwen3 [--tied]
+    python -m mindspore_models.tools.make_tiny_checkpoint --out /tmp/tiny-qwen3 [--arch llama] [--tied]
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ CORPUS = (
     "three four five six seven eight nine ten. "
 )
 
-QWEN3_TINY = dict(
+TINY_SHAPE = dict(
     vocab_size=384, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
     num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=1024,
     rms_norm_eps=1e-6, rope_theta=1000000.0,
@@ -49,28 +49,48 @@ def train_tokenizer(vocab_size: int):
     return tok
 
 
-def make_qwen3(out: Path, tied: bool = False, seed: int = 0, shape: dict | None = None,
-               init_std: float = 0.2, layers: int | None = None) -> Path:
-    import torch
-    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+# arch -> (transformers config class, model class); each keeps its architecture's quirks
+ARCHS = {
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM"),
+    "llama": ("LlamaConfig", "LlamaForCausalLM"),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"),
+}
+ROPE_SCALING = {
+    "linear": {"rope_type": "linear", "factor": 2.0},
+    "llama3": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 32},  # small, so tests cross it
+}
 
-    shape = dict(shape or QWEN3_TINY)
+
+def make_checkpoint(out: Path, arch: str = "qwen3", tied: bool = False, seed: int = 0, shape: dict | None = None,
+                    init_std: float = 0.2, layers: int | None = None, rope_scaling: str | None = None,
+                    **config_overrides) -> Path:
+    import torch
+    import transformers
+    from transformers import PreTrainedTokenizerFast
+
+    config_cls, model_cls = (getattr(transformers, n) for n in ARCHS[arch])
+    shape = dict(shape or TINY_SHAPE)
+    if arch != "qwen3":
+        shape.pop("head_dim", None)  # Llama/Qwen2 derive head_dim = hidden / heads
     if layers is not None:
         shape["num_hidden_layers"] = layers
     out.mkdir(parents=True, exist_ok=True)
     tok = train_tokenizer(min(shape["vocab_size"], 384))
     eos = tok.token_to_id("<|im_end|>")
-    rope_theta = shape.pop("rope_theta")
-    config = Qwen3Config(**shape, tie_word_embeddings=tied, initializer_range=init_std,
-                         rope_parameters={"rope_type": "default", "rope_theta": rope_theta},
-                         bos_token_id=tok.token_to_id("<|endoftext|>"), eos_token_id=eos,
-                         torch_dtype="float32")
-    config.architectures = ["Qwen3ForCausalLM"]
+    rope = {"rope_type": "default", "rope_theta": shape.pop("rope_theta")}
+    rope.update(ROPE_SCALING.get(rope_scaling or "", {}))
+    config = config_cls(**shape, tie_word_embeddings=tied, initializer_range=init_std, rope_parameters=rope,
+                        bos_token_id=tok.token_to_id("<|endoftext|>"), eos_token_id=eos, torch_dtype="float32",
+                        **config_overrides)
+    config.architectures = [ARCHS[arch][1]]
     torch.manual_seed(seed)
-    model = Qwen3ForCausalLM(config).float().eval()
-    with torch.no_grad():  # HF inits norms to 1; perturb them so a wrong norm shows in the logits
+    model = model_cls(config).float().eval()
+    with torch.no_grad():  # HF inits norms to 1 and biases to 0; perturb them so a wrong one shows
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):
+                p.add_(torch.randn_like(p) * 0.1)
+            elif name.endswith(".bias"):
                 p.add_(torch.randn_like(p) * 0.1)
     model.save_pretrained(out, safe_serialization=True)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", bos_token=None,
@@ -82,17 +102,26 @@ def make_qwen3(out: Path, tied: bool = False, seed: int = 0, shape: dict | None 
     return out
 
 
+def make_qwen3(out: Path, **kwargs) -> Path:
+    return make_checkpoint(out, "qwen3", **kwargs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--arch", choices=sorted(ARCHS), default="qwen3")
+    ap.add_argument("--rope-scaling", choices=sorted(ROPE_SCALING), help="Llama rope scaling variant")
+    ap.add_argument("--attention-bias", action="store_true", help="Llama: biases on q/k/v/o")
     ap.add_argument("--tied", action="store_true", help="tie lm_head to the embedding")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shape", choices=["tiny", "qwen3-0.6b"], default="tiny")
     ap.add_argument("--layers", type=int, help="override num_hidden_layers")
     args = ap.parse_args()
-    shape = QWEN3_TINY if args.shape == "tiny" else QWEN3_0_6B
+    shape = TINY_SHAPE if args.shape == "tiny" else QWEN3_0_6B
     std = 0.2 if args.shape == "tiny" else 0.02
-    path = make_qwen3(args.out, tied=args.tied, seed=args.seed, shape=shape, init_std=std, layers=args.layers)
+    extra = {"attention_bias": True} if args.attention_bias else {}
+    path = make_checkpoint(args.out, args.arch, tied=args.tied, seed=args.seed, shape=shape, init_std=std,
+                           layers=args.layers, rope_scaling=args.rope_scaling, **extra)
     print(f"wrote {path}")
 
 

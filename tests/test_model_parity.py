@@ -1,6 +1,7 @@
-"""Qwen3 in MindSpore vs HF transformers (torch) on tiny checkpoints: logits and greedy tokens."""
+"""Every MindSpore architecture vs HF transformers (torch) on tiny checkpoints: logits and greedy tokens."""
 import pytest
 import torch
+from conftest import VARIANTS
 
 from mindspore_models.runtime.standalone import StandaloneRunner
 from mindspore_models.weights import WeightLoadError, iter_safetensors
@@ -23,9 +24,9 @@ def hf_greedy(model, prompt, n):
     return out[0, len(prompt):].tolist()
 
 
-@pytest.fixture(params=["untied", "tied"])
-def checkpoint(request, tiny_qwen3, tiny_qwen3_tied):
-    return tiny_qwen3 if request.param == "untied" else tiny_qwen3_tied
+@pytest.fixture(params=sorted(VARIANTS))
+def checkpoint(request, make_variant):
+    return make_variant(request.param)
 
 
 def test_tied_checkpoint_really_is_tied(tiny_qwen3_tied, tiny_qwen3):
