@@ -46,6 +46,24 @@ def tiny_qwen3_tied(make_variant):
     return make_variant("qwen3-tied")
 
 
+def hf_greedy(model, prompt: list[int], n: int) -> list[int]:
+    """Plain argmax decoding with HF transformers: no EOS handling, no min-length logit edits,
+    the same rule as SGLang with temperature 0 and ignore_eos."""
+    import torch
+
+    ids = torch.tensor([prompt])
+    past = None
+    out = []
+    with torch.no_grad():
+        for _ in range(n):
+            step = model(ids if past is None else ids[:, -1:], past_key_values=past, use_cache=True)
+            past = step.past_key_values
+            nxt = int(step.logits[0, -1].argmax())
+            out.append(nxt)
+            ids = torch.cat([ids, torch.tensor([[nxt]])], 1)
+    return out
+
+
 def kernels_required() -> bool:
     return os.environ.get("SGLMS_REQUIRE_KERNELS") == "1"
 

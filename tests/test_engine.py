@@ -8,6 +8,7 @@ import random
 
 import pytest
 import torch
+from conftest import hf_greedy
 
 pytestmark = pytest.mark.slow
 
@@ -41,12 +42,21 @@ def batch_log(tmp_path_factory):
     return tmp_path_factory.mktemp("log") / "batches.jsonl"
 
 
+ENGINE_VARIANTS = ["qwen3", "llama-llama3-rope", "qwen2-tied"]
+
+
+@pytest.fixture(scope="module", params=ENGINE_VARIANTS)
+def checkpoint(request, make_variant):
+    return make_variant(request.param)
+
+
 @pytest.fixture(scope="module")
-def results(tiny_qwen3, batch_log):
+def results(checkpoint, batch_log):
     mp = pytest.MonkeyPatch()
     mp.setenv("SGLMS_BATCH_LOG", str(batch_log))  # the MindSpore shell logs each step's shape
+    batch_log.unlink(missing_ok=True)
     try:
-        return {impl: run_engine(tiny_qwen3, impl) for impl in ("mindspore", "sglang")}
+        return {impl: run_engine(checkpoint, impl) for impl in ("mindspore", "sglang")}
     finally:
         mp.undo()
 
@@ -82,13 +92,10 @@ def test_second_round_hits_the_radix_cache(results):
     assert all(c > 0 for c in cached), cached
 
 
-def test_mindspore_impl_matches_hf_generate(results, tiny_qwen3):
+def test_mindspore_impl_matches_hf_generate(results, checkpoint):
     from transformers import AutoModelForCausalLM
 
-    hf = AutoModelForCausalLM.from_pretrained(tiny_qwen3, dtype=torch.float32).eval()
+    hf = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
     first, _ = results["mindspore"]
     for prompt, got in zip(prompts(), ids(first)):
-        with torch.no_grad():
-            ref = hf.generate(torch.tensor([prompt]), max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
-                              do_sample=False)[0, len(prompt):].tolist()
-        assert got == ref, f"prompt len {len(prompt)}"
+        assert got == hf_greedy(hf, prompt, NEW_TOKENS), f"prompt len {len(prompt)}"

@@ -1,7 +1,7 @@
 """Every MindSpore architecture vs HF transformers (torch) on tiny checkpoints: logits and greedy tokens."""
 import pytest
 import torch
-from conftest import VARIANTS
+from conftest import VARIANTS, hf_greedy
 
 from mindspore_models.runtime.standalone import StandaloneRunner
 from mindspore_models.weights import WeightLoadError, iter_safetensors
@@ -16,12 +16,6 @@ def hf_model(path):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-
-
-def hf_greedy(model, prompt, n):
-    with torch.no_grad():
-        out = model.generate(torch.tensor([prompt]), max_new_tokens=n, do_sample=False, min_new_tokens=n)
-    return out[0, len(prompt):].tolist()
 
 
 @pytest.fixture(params=sorted(VARIANTS))
