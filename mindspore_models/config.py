@@ -6,6 +6,15 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class MoEConfig:
+    num_experts: int
+    top_k: int
+    intermediate_size: int  # per expert
+    norm_topk_prob: bool  # renormalise the top-k router probabilities to sum to 1
+    sparse_layers: tuple[int, ...]  # layers whose MLP is the MoE; the others are dense
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     architecture: str
     vocab_size: int
@@ -23,6 +32,7 @@ class ModelConfig:
     qkv_bias: bool  # bias on q/k/v projections (Qwen2 always; Llama when attention_bias)
     o_bias: bool  # bias on the output projection (Llama attention_bias)
     qk_norm: bool  # RMSNorm on q and k per head (Qwen3)
+    moe: MoEConfig | None = None
 
 
 def _rope(hf: Any) -> tuple[float, dict | None]:
@@ -56,4 +66,16 @@ def normalize(hf: Any, qk_norm: bool = False, qkv_bias: bool | None = None) -> M
         qkv_bias=bool(getattr(hf, "attention_bias", False)) if qkv_bias is None else qkv_bias,
         o_bias=bool(getattr(hf, "attention_bias", False)),
         qk_norm=qk_norm,
+        moe=_moe(hf),
     )
+
+
+def _moe(hf: Any) -> MoEConfig | None:
+    experts = getattr(hf, "num_experts", 0) or 0
+    if not experts:
+        return None
+    step = getattr(hf, "decoder_sparse_step", 1) or 1
+    dense = set(getattr(hf, "mlp_only_layers", None) or [])
+    sparse = tuple(i for i in range(hf.num_hidden_layers) if i not in dense and (i + 1) % step == 0)
+    return MoEConfig(experts, hf.num_experts_per_tok, hf.moe_intermediate_size,
+                     bool(getattr(hf, "norm_topk_prob", False)), sparse)

@@ -29,7 +29,7 @@ def library_path() -> Path | None:
     return next((p for p in candidates if p.is_file()), None)
 
 
-KERNELS = ("KvCacheWrite", "PagedAttention", "RmsNorm", "RopeNeox", "MatMulSmallM", "MatMulSmallMNT", "SiluMul")
+KERNELS = ("KvCacheWrite", "PagedAttention", "RmsNorm", "RopeNeox", "MatMulSmallM", "MatMulSmallMNT", "SiluMul", "MoeSwiGLU")
 SMALL_M = 4  # rows up to which MatMulSmallM beat MindSpore's CPU matmul here (decode step, 4-layer Qwen3-0.6B)
 
 
@@ -95,6 +95,7 @@ _OUT_SHAPES = {
     "MatMulSmallM": lambda a, b: (a[0], b[1]),
     "MatMulSmallMNT": lambda a, b: (a[0], b[0]),
     "SiluMul": lambda x: (x[0], x[1] // 2),
+    "MoeSwiGLU": _same_as_first,
 }
 
 
@@ -174,6 +175,19 @@ def silu_mul(x: ms.Tensor) -> ms.Tensor:
         return _op("SiluMul")(x)
     gate, up = mint.chunk(x, 2, -1)
     return mint.nn.functional.silu(gate) * up
+
+
+def moe_swiglu(x: ms.Tensor, weights: ms.Tensor, ids: ms.Tensor, gate_up: ms.Tensor, down: ms.Tensor) -> ms.Tensor:
+    """Routed SwiGLU experts: x [T, H], top-k weights/ids [T, k], gate_up [E, H, 2I], down [E, I, H]."""
+    if active("MoeSwiGLU"):
+        return _op("MoeSwiGLU")(x, weights, ids, gate_up, down)
+    # fallback: every expert over every token, weighted by its routing weight (0 if not chosen)
+    out = x * 0
+    for e in range(gate_up.shape[0]):
+        w = (weights * (ids == e).astype(weights.dtype)).sum(-1, keepdims=True)  # [T, 1]
+        gate, up = mint.chunk(mint.matmul(x, gate_up[e]), 2, -1)
+        out = out + w * mint.matmul(mint.nn.functional.silu(gate) * up, down[e])
+    return out
 
 
 def matmul(x: ms.Tensor, w: ms.Tensor, rows: int | None = None) -> ms.Tensor:

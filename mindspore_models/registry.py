@@ -7,6 +7,7 @@ _MODELS = {
     "LlamaForCausalLM": ("mindspore_models.models.llama", "LlamaForCausalLM"),
     "Qwen2ForCausalLM": ("mindspore_models.models.qwen2", "Qwen2ForCausalLM"),
     "Qwen3ForCausalLM": ("mindspore_models.models.qwen3", "Qwen3ForCausalLM"),
+    "Qwen3MoeForCausalLM": ("mindspore_models.models.qwen3_moe", "Qwen3MoeForCausalLM"),
 }
 
 

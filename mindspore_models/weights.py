@@ -45,7 +45,8 @@ def _to_numpy(hf_name: str, t) -> np.ndarray:
 
 
 def load_weights(model: nn.Cell, weights: Iterable[tuple[str, object]], packed: dict = PACKED_DENSE,
-                 ignore: tuple[str, ...] = ()) -> None:
+                 ignore: tuple[str, ...] = (), mappers: tuple = ()) -> None:
+    """`mappers`: functions hf_name -> (param name, shard) or None, tried before `packed`."""
     params = dict(model.parameters_and_names())
     cells = dict(model.cells_and_names())
     ignore = ALWAYS_IGNORED + tuple(ignore)
@@ -55,13 +56,13 @@ def load_weights(model: nn.Cell, weights: Iterable[tuple[str, object]], packed: 
     for hf_name, tensor in weights:
         if any(re.search(p, hf_name) for p in ignore):
             continue
-        name, shard = map_name(hf_name, packed)
+        name, shard = next((m for f in mappers if (m := f(hf_name))), None) or map_name(hf_name, packed)
         if name not in params:
             unexpected.append(hf_name)
             continue
         cell_name, pname = name.rsplit(".", 1)
         cell = cells[cell_name]
-        shards = getattr(cell, "shards", {None: None}) if pname in ("weight", "bias") else {None: None}
+        shards = cell.shards_of(pname) if hasattr(cell, "shards_of") else {None: None}
         if shard not in shards:
             raise WeightLoadError(f"{hf_name}: {name} has no shard {shard!r} (shards: {list(shards)})")
         arr = _to_numpy(hf_name, tensor)
@@ -78,16 +79,21 @@ def load_weights(model: nn.Cell, weights: Iterable[tuple[str, object]], packed: 
             params[name].set_data(ms.Tensor(full, dtype=params[name].dtype))
             done.add(name)
             del pending[name]
-    _raise_leftovers(unexpected, pending, set(params) - done - set(pending), packed)
+    incomplete = {}
+    for name, parts in pending.items():
+        cell_name, pname = name.rsplit(".", 1)
+        incomplete[name] = [s for s in cells[cell_name].shards_of(pname) if s not in parts]
+    _raise_leftovers(unexpected, incomplete, set(params) - done - set(pending), packed)
 
 
-def _raise_leftovers(unexpected, pending, missing, packed) -> None:
+def _raise_leftovers(unexpected, incomplete, missing, packed) -> None:
     problems = []
     if unexpected:
         problems.append("unexpected tensors in checkpoint: " + ", ".join(sorted(unexpected)))
-    for name, parts in sorted(pending.items()):
-        problems.append(f"{name} is incomplete: got shards {sorted(map(str, parts))}, "
-                        f"missing the others of {[src for src, (dst, _) in packed.items() if f'.{dst}.' in f'.{name}']}")
+    for name, absent in sorted(incomplete.items()):
+        sources = [src for src, (dst, shard) in packed.items() if f".{dst}." in f".{name}" and shard in absent]
+        problems.append(f"{name} is incomplete: no tensor for shard(s) {', '.join(map(str, absent))}"
+                        + (f" (HF {', '.join(sources)})" if sources else ""))
     if missing:
         problems.append("missing tensors (never loaded): " + ", ".join(sorted(missing)))
     if problems:

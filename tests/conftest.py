@@ -19,6 +19,9 @@ VARIANTS = {
     "llama-linear-rope-bias-tied": dict(arch="llama", rope_scaling="linear", attention_bias=True, tied=True, seed=3),
     "qwen2": dict(arch="qwen2", seed=4),                                   # q/k/v bias, no o bias
     "qwen2-tied": dict(arch="qwen2", tied=True, seed=5),
+    "qwen3-moe": dict(arch="qwen3_moe", seed=6),                           # top-2 of 8, norm_topk_prob, dense+sparse
+    "qwen3-moe-unnormed": dict(arch="qwen3_moe", norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[],
+                               seed=8),
 }
 
 

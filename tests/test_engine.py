@@ -42,21 +42,34 @@ def batch_log(tmp_path_factory):
     return tmp_path_factory.mktemp("log") / "batches.jsonl"
 
 
-ENGINE_VARIANTS = ["qwen3", "llama-llama3-rope", "qwen2-tied"]
+# variant -> whether SGLang's native torch model is a valid reference on a plain CPU
+ENGINE_VARIANTS = {
+    "qwen3": True,
+    "llama-llama3-rope": True,
+    "qwen2-tied": True,
+    # measured 2026-11-25: native Qwen3-MoE on plain CPU returns token 0 for every step
+    "qwen3-moe": False,
+}
 
 
-@pytest.fixture(scope="module", params=ENGINE_VARIANTS)
-def checkpoint(request, make_variant):
-    return make_variant(request.param)
+@pytest.fixture(scope="module", params=sorted(ENGINE_VARIANTS))
+def variant(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def results(checkpoint, batch_log):
+def checkpoint(variant, make_variant):
+    return make_variant(variant)
+
+
+@pytest.fixture(scope="module")
+def results(variant, checkpoint, batch_log):
     mp = pytest.MonkeyPatch()
     mp.setenv("SGLMS_BATCH_LOG", str(batch_log))  # the MindSpore shell logs each step's shape
     batch_log.unlink(missing_ok=True)
+    impls = ("mindspore", "sglang") if ENGINE_VARIANTS[variant] else ("mindspore",)
     try:
-        return {impl: run_engine(checkpoint, impl) for impl in ("mindspore", "sglang")}
+        return {impl: run_engine(checkpoint, impl) for impl in impls}
     finally:
         mp.undo()
 
@@ -65,7 +78,9 @@ def ids(outs):
     return [o["output_ids"] for o in outs]
 
 
-def test_mindspore_impl_matches_native_impl(results):
+def test_mindspore_impl_matches_native_impl(results, variant):
+    if "sglang" not in results:
+        pytest.skip(f"SGLang's native {variant} is not a valid reference on a plain CPU (see ENGINE_VARIANTS)")
     ms_first, ms_second = results["mindspore"]
     native_first, native_second = results["sglang"]
     assert ids(ms_first) == ids(native_first)

@@ -166,3 +166,21 @@ def test_matmul_and_matmul_nt(kernel_mode, m, k, n):
     np.testing.assert_allclose(kernels.matmul(ms.Tensor(x), ms.Tensor(w)).asnumpy(), ref, rtol=1e-4, atol=1e-4)
     wt = np.ascontiguousarray(w.T)
     np.testing.assert_allclose(kernels.matmul_nt(ms.Tensor(x), ms.Tensor(wt)).asnumpy(), ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("t,h,e,i,k", [(1, 8, 4, 3, 2), (5, 7, 6, 5, 3), (3, 16, 2, 8, 1)])
+def test_moe_swiglu(kernel_mode, t, h, e, i, k):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((t, h)).astype(np.float32)
+    gate_up = rng.standard_normal((e, h, 2 * i)).astype(np.float32)
+    down = rng.standard_normal((e, i, h)).astype(np.float32)
+    ids = np.stack([rng.choice(e, k, replace=False) for _ in range(t)]).astype(np.int32)
+    w = rng.random((t, k)).astype(np.float32)
+    got = kernels.moe_swiglu(ms.Tensor(x), ms.Tensor(w), ms.Tensor(ids), ms.Tensor(gate_up), ms.Tensor(down)).asnumpy()
+    ref = np.zeros((t, h))
+    for r in range(t):
+        for j in range(k):
+            hgu = x[r].astype(np.float64) @ gate_up[ids[r, j]]
+            g, u = hgu[:i], hgu[i:]
+            ref[r] += w[r, j] * ((g / (1 + np.exp(-g)) * u) @ down[ids[r, j]])
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)

@@ -77,7 +77,8 @@ def _load_edited(checkpoint, edit):
 
 
 def test_missing_tensor_is_named(tiny_qwen3):
-    with pytest.raises(WeightLoadError, match=r"model\.layers\.1\.self_attn\.qkv_proj\.weight is incomplete.*k_proj"):
+    with pytest.raises(WeightLoadError, match=r"model\.layers\.1\.self_attn\.qkv_proj\.weight is incomplete: "
+                                              r"no tensor for shard\(s\) k \(HF k_proj\)"):
         _load_edited(tiny_qwen3, lambda w: w.pop("model.layers.1.self_attn.k_proj.weight"))
     with pytest.raises(WeightLoadError, match=r"missing tensors.*model\.norm\.weight"):
         _load_edited(tiny_qwen3, lambda w: w.pop("model.norm.weight"))
@@ -103,3 +104,13 @@ def test_integer_tensor_is_rejected(tiny_qwen3):
 
     with pytest.raises(WeightLoadError, match=r"model\.norm\.weight: dtype torch\.int8 is not a floating type"):
         _load_edited(tiny_qwen3, bad)
+
+
+def test_missing_expert_tensor_is_named(make_variant):
+    ckpt = make_variant("qwen3-moe")
+    with pytest.raises(WeightLoadError, match=r"model\.layers\.1\.mlp\.experts\.gate_up_proj is incomplete: "
+                                              r"no tensor for shard\(s\) \(3, 1\)"):
+        _load_edited(ckpt, lambda w: w.pop("model.layers.1.mlp.experts.3.up_proj.weight"))
+    with pytest.raises(WeightLoadError, match=r"model\.layers\.1\.mlp\.experts\.7\.down_proj\.weight: checkpoint shape "
+                                              r"\(64, 31\), model expects \(64, 32\)"):
+        _load_edited(ckpt, lambda w: w.__setitem__("model.layers.1.mlp.experts.7.down_proj.weight", torch.zeros(64, 31)))

@@ -80,6 +80,7 @@ class CausalLM(nn.Cell):
     """Decoder + LM head; returns logits of the tokens the forward context asks for."""
 
     packed = PACKED_DENSE  # HF projection name -> (packed parameter, shard)
+    mappers: tuple = ()  # extra HF name mappers (e.g. per-expert weights), tried first
 
     def __init__(self, cfg: ModelConfig, model: nn.Cell):
         super().__init__()
@@ -96,4 +97,4 @@ class CausalLM(nn.Cell):
     def load_weights(self, weights):
         # a tied checkpoint may still carry lm_head.weight (a copy of the embedding): not loaded
         ignore = (r"^lm_head\.weight$",) if self.config.tie_word_embeddings else ()
-        load_weights(self, weights, self.packed, ignore)
+        load_weights(self, weights, self.packed, ignore, self.mappers)

@@ -28,6 +28,9 @@ class Linear(nn.Cell):
         y = kernels.matmul(x, self.weight, context.rows_hint())
         return y if self.bias is None else y + self.bias
 
+    def shards_of(self, param: str) -> dict:
+        return self.shards
+
     def expected_shape(self, param: str, shard) -> tuple[int, ...]:
         rows = self.shards[shard]
         return (rows, self.in_features) if param == "weight" else (rows,)

@@ -54,7 +54,11 @@ ARCHS = {
     "qwen3": ("Qwen3Config", "Qwen3ForCausalLM"),
     "llama": ("LlamaConfig", "LlamaForCausalLM"),
     "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"),
+    "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM"),
 }
+# MoE quirks at small size: 8 experts, top-2, dense and sparse layers mixed
+TINY_MOE = dict(num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32, decoder_sparse_step=2,
+                mlp_only_layers=[2], norm_topk_prob=True, num_hidden_layers=4)
 ROPE_SCALING = {
     "linear": {"rope_type": "linear", "factor": 2.0},
     "llama3": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
@@ -71,8 +75,10 @@ def make_checkpoint(out: Path, arch: str = "qwen3", tied: bool = False, seed: in
 
     config_cls, model_cls = (getattr(transformers, n) for n in ARCHS[arch])
     shape = dict(shape or TINY_SHAPE)
-    if arch != "qwen3":
+    if arch in ("llama", "qwen2"):
         shape.pop("head_dim", None)  # Llama/Qwen2 derive head_dim = hidden / heads
+    if arch == "qwen3_moe":
+        shape.update({k: v for k, v in TINY_MOE.items() if k not in config_overrides})
     if layers is not None:
         shape["num_hidden_layers"] = layers
     out.mkdir(parents=True, exist_ok=True)
