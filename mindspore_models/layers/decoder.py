@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from mindspore import mint, nn, ops
 
+from mindspore_models import parallel
 from mindspore_models.config import ModelConfig
 from mindspore_models.layers.activation import SiluAndMul
 from mindspore_models.layers.attention import PagedAttention
 from mindspore_models.layers.embedding import Embedding, LMHead
-from mindspore_models.layers.linear import Linear
+from mindspore_models.layers.linear import column_parallel, row_parallel
 from mindspore_models.layers.norm import RMSNorm
 from mindspore_models.layers.rope import RotaryEmbedding
 from mindspore_models.runtime import context
@@ -15,17 +16,23 @@ from mindspore_models.weights import PACKED_DENSE, load_weights
 
 
 class SelfAttention(nn.Cell):
+    """Heads are split over tensor-parallel ranks (KV heads replicated when fewer than ranks)."""
+
     def __init__(self, cfg: ModelConfig, layer_id: int):
         super().__init__()
-        self.hq, self.hkv, self.d = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
-        q, kv = self.hq * self.d, self.hkv * self.d
-        self.qkv_proj = Linear(cfg.hidden_size, q + 2 * kv, bias=cfg.qkv_bias, shards={"q": q, "k": kv, "v": kv})
-        self.o_proj = Linear(q, cfg.hidden_size, bias=cfg.o_bias)
+        tp = parallel.tp()
+        d = self.d = cfg.head_dim
+        q_start, self.hq = tp.split(cfg.num_heads, "num_attention_heads")
+        kv_start, self.hkv = tp.kv_heads(cfg.num_kv_heads)
+        q, kv = cfg.num_heads * d, cfg.num_kv_heads * d
+        take = {"q": (q_start * d, self.hq * d), "k": (kv_start * d, self.hkv * d), "v": (kv_start * d, self.hkv * d)}
+        self.qkv_proj = column_parallel(cfg.hidden_size, {"q": q, "k": kv, "v": kv}, cfg.qkv_bias, take)
+        self.o_proj = row_parallel(q, cfg.hidden_size, bias=cfg.o_bias)
         self.q_norm = RMSNorm(self.d, cfg.rms_norm_eps) if cfg.qk_norm else None
         self.k_norm = RMSNorm(self.d, cfg.rms_norm_eps) if cfg.qk_norm else None
         self.rotary = RotaryEmbedding(self.d, cfg.max_position, cfg.rope_theta, cfg.rope_scaling)
         self.attn = PagedAttention(self.hq, self.hkv, self.d, layer_id)
-        self.split = [q, kv, kv]
+        self.split = [self.hq * d, self.hkv * d, self.hkv * d]
 
     def construct(self, positions, x):
         q, k, v = mint.split(self.qkv_proj(x), self.split, -1)
@@ -39,11 +46,13 @@ class SelfAttention(nn.Cell):
 
 
 class GatedMLP(nn.Cell):
+    """gate/up split by intermediate columns over ranks, down by input rows (outputs summed)."""
+
     def __init__(self, hidden: int, intermediate: int):
         super().__init__()
-        self.gate_up_proj = Linear(hidden, 2 * intermediate, shards={0: intermediate, 1: intermediate})
+        self.gate_up_proj = column_parallel(hidden, {0: intermediate, 1: intermediate})
         self.act = SiluAndMul()
-        self.down_proj = Linear(intermediate, hidden)
+        self.down_proj = row_parallel(intermediate, hidden)
 
     def construct(self, x):
         return self.down_proj(self.act(self.gate_up_proj(x)))

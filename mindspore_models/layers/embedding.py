@@ -1,10 +1,11 @@
+"""Token embedding and LM head, both split over the vocabulary across tensor-parallel ranks."""
 from __future__ import annotations
 
 import mindspore as ms
 import numpy as np
 from mindspore import Parameter, nn, ops
 
-from mindspore_models import kernels
+from mindspore_models import kernels, parallel
 from mindspore_models.runtime import context
 
 
@@ -12,11 +13,24 @@ class Embedding(nn.Cell):
     def __init__(self, vocab: int, dim: int):
         super().__init__()
         self.vocab, self.dim = vocab, dim
-        self.weight = Parameter(ms.Tensor(np.zeros((vocab, dim), np.float32)), name="weight")
+        self.start, self.rows = parallel.tp().split(vocab, "vocab_size")
+        self.sharded = self.rows != vocab
+        self.weight = Parameter(ms.Tensor(np.zeros((self.rows, dim), np.float32)), name="weight")
 
     def construct(self, ids):
         # mint's embedding kernel is not registered on CPU; a row gather is the same thing.
-        return ops.gather(self.weight, ids, 0)
+        if not self.sharded:
+            return ops.gather(self.weight, ids, 0)
+        local = ids - self.start
+        mine = ((local >= 0) & (local < self.rows)).astype(self.weight.dtype).unsqueeze(-1)
+        rows = ops.gather(self.weight, ops.clip_by_value(local, 0, self.rows - 1), 0)
+        return parallel.all_reduce(rows * mine)  # each token's row comes from the rank that holds it
+
+    def expected_shape(self, param: str, shard) -> tuple[int, ...]:
+        return (self.vocab, self.dim)
+
+    def assemble(self, param: str, parts: dict) -> np.ndarray:
+        return np.ascontiguousarray(parts[None][self.start: self.start + self.rows])
 
 
 class LMHead(nn.Cell):
@@ -25,16 +39,21 @@ class LMHead(nn.Cell):
     def __init__(self, vocab: int, dim: int, tied_to: Embedding | None = None):
         super().__init__()
         self.tied_to = tied_to
+        self.vocab, self.dim = vocab, dim
+        self.start, self.rows = parallel.tp().split(vocab, "vocab_size")
         if tied_to is None:
-            self.weight = Parameter(ms.Tensor(np.zeros((dim, vocab), np.float32)), name="weight")
+            self.weight = Parameter(ms.Tensor(np.zeros((dim, self.rows), np.float32)), name="weight")
 
     def construct(self, x):
+        rows = context.rows_hint(logits=True)
         if self.tied_to is not None:
-            return kernels.matmul_nt(x, self.tied_to.weight, context.rows_hint(logits=True))
-        return kernels.matmul(x, self.weight, context.rows_hint(logits=True))
+            logits = kernels.matmul_nt(x, self.tied_to.weight, rows)
+        else:
+            logits = kernels.matmul(x, self.weight, rows)
+        return parallel.all_gather_last(logits)  # [N, V]
 
     def expected_shape(self, param: str, shard) -> tuple[int, ...]:
-        return (self.weight.shape[1], self.weight.shape[0])  # HF stores (vocab, hidden)
+        return (self.vocab, self.dim)  # HF stores (vocab, hidden)
 
     def assemble(self, param: str, parts: dict) -> np.ndarray:
-        return np.ascontiguousarray(parts[None].T)
+        return np.ascontiguousarray(parts[None][self.start: self.start + self.rows].T)

@@ -3,6 +3,10 @@ was ~28x faster on MindSpore CPU than linear() with (out, in).
 
 A packed layer (qkv_proj, gate_up_proj) declares its shards; the weight loader assembles
 the HF tensors of all shards, checks every shape, and sets the parameter once complete.
+
+Tensor parallel: a column-parallel layer keeps rows `take[shard]` of each shard's HF weight
+(its share of heads or of the intermediate size); a row-parallel layer keeps the columns
+`in_take` of the input and all-reduces its output. Checkpoints are always unsharded.
 """
 from __future__ import annotations
 
@@ -10,23 +14,35 @@ import mindspore as ms
 import numpy as np
 from mindspore import Parameter, nn
 
-from mindspore_models import kernels
+from mindspore_models import kernels, parallel
 from mindspore_models.runtime import context
 
 
 class Linear(nn.Cell):
     def __init__(self, in_features: int, out_features: int, bias: bool = False,
-                 shards: dict[str | int, int] | None = None):
+                 shards: dict[str | int, int] | None = None, take: dict | None = None,
+                 in_take: tuple[int, int] | None = None):
+        """in/out_features: full (unsharded) sizes. shards: shard id -> full HF rows, in order.
+        take: shard id -> (start, count) rows this rank keeps (column parallel).
+        in_take: (start, count) input columns this rank keeps (row parallel)."""
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-        self.shards = shards or {None: out_features}  # shard id -> rows (HF out dim), in order
+        self.shards = shards or {None: out_features}
         assert sum(self.shards.values()) == out_features, "shard sizes must add up to out_features"
-        self.weight = Parameter(ms.Tensor(np.zeros((in_features, out_features), np.float32)), name="weight")
-        self.bias = Parameter(ms.Tensor(np.zeros(out_features, np.float32)), name="bias") if bias else None
+        self.take = take or {s: (0, n) for s, n in self.shards.items()}
+        self.in_take = in_take
+        self.in_features = in_features
+        local_in = in_take[1] if in_take else in_features
+        local_out = sum(n for _, n in self.take.values())
+        self.weight = Parameter(ms.Tensor(np.zeros((local_in, local_out), np.float32)), name="weight")
+        self.bias = Parameter(ms.Tensor(np.zeros(local_out, np.float32)), name="bias") if bias else None
+        # row parallel: the bias is added once, by rank 0, before the sum over ranks
+        self.add_bias = bias and (in_take is None or parallel.tp().rank == 0)
 
     def construct(self, x):
         y = kernels.matmul(x, self.weight, context.rows_hint())
-        return y if self.bias is None else y + self.bias
+        if self.add_bias:
+            y = y + self.bias
+        return parallel.all_reduce(y) if self.in_take else y
 
     def shards_of(self, param: str) -> dict:
         return self.shards
@@ -36,6 +52,25 @@ class Linear(nn.Cell):
         return (rows, self.in_features) if param == "weight" else (rows,)
 
     def assemble(self, param: str, parts: dict) -> np.ndarray:
-        """HF tensors of every shard (each (rows, in) or (rows,)) -> this layer's stored layout."""
-        full = np.concatenate([parts[s] for s in self.shards], axis=0)
-        return np.ascontiguousarray(full.T) if param == "weight" else full
+        """HF tensors of every shard (each (rows, in) or (rows,)) -> this rank's stored layout."""
+        kept = [parts[s][start: start + n] for s, (start, n) in self.take.items()]
+        full = np.concatenate(kept, axis=0)
+        if param != "weight":
+            return full
+        if self.in_take:
+            start, n = self.in_take
+            full = full[:, start: start + n]
+        return np.ascontiguousarray(full.T)
+
+
+def column_parallel(in_features: int, shards: dict, bias: bool = False, take: dict | None = None) -> Linear:
+    """Each rank keeps an equal share of every shard's rows (unless `take` says otherwise)."""
+    tp = parallel.tp()
+    take = take or {s: tp.split(n, f"projection rows ({s})") for s, n in shards.items()}
+    return Linear(in_features, sum(shards.values()), bias, shards, take)
+
+
+def row_parallel(in_features: int, out_features: int, bias: bool = False) -> Linear:
+    """Each rank keeps an equal share of the input columns; outputs are summed over ranks."""
+    tp = parallel.tp()
+    return Linear(in_features, out_features, bias, in_take=tp.split(in_features, "input features") if tp.size > 1 else None)

@@ -7,7 +7,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import Parameter, mint, nn, ops
 
-from mindspore_models import kernels
+from mindspore_models import kernels, parallel
 from mindspore_models.config import MoEConfig
 from mindspore_models.layers.linear import Linear
 
@@ -27,14 +27,16 @@ def map_expert_name(hf_name: str):
 
 
 class Experts(nn.Cell):
-    """E SwiGLU experts: gate_up_proj (E, H, 2I), down_proj (E, I, H), each stored (in, out)."""
+    """E SwiGLU experts: gate_up_proj (E, H, 2I), down_proj (E, I, H), each stored (in, out).
+    Tensor parallel: every rank holds every expert, with its share of the intermediate size."""
 
     def __init__(self, num_experts: int, hidden: int, intermediate: int):
         super().__init__()
         self.e, self.h, self.i = num_experts, hidden, intermediate
-        self.gate_up_proj = Parameter(ms.Tensor(np.zeros((num_experts, hidden, 2 * intermediate), np.float32)),
+        self.start, self.local = parallel.tp().split(intermediate, "moe_intermediate_size")
+        self.gate_up_proj = Parameter(ms.Tensor(np.zeros((num_experts, hidden, 2 * self.local), np.float32)),
                                       name="gate_up_proj")
-        self.down_proj = Parameter(ms.Tensor(np.zeros((num_experts, intermediate, hidden), np.float32)), name="down_proj")
+        self.down_proj = Parameter(ms.Tensor(np.zeros((num_experts, self.local, hidden), np.float32)), name="down_proj")
 
     def shards_of(self, param: str) -> dict:
         if param == "gate_up_proj":
@@ -45,10 +47,11 @@ class Experts(nn.Cell):
         return (self.i, self.h) if param == "gate_up_proj" else (self.h, self.i)  # HF (out, in)
 
     def assemble(self, param: str, parts: dict) -> np.ndarray:
+        cut = slice(self.start, self.start + self.local)
         if param == "gate_up_proj":
-            per_expert = [np.concatenate([parts[(e, 0)], parts[(e, 1)]], 0).T for e in range(self.e)]
+            per_expert = [np.concatenate([parts[(e, 0)][cut], parts[(e, 1)][cut]], 0).T for e in range(self.e)]
         else:
-            per_expert = [parts[e].T for e in range(self.e)]
+            per_expert = [parts[e][:, cut].T for e in range(self.e)]
         return np.ascontiguousarray(np.stack(per_expert))
 
 
@@ -64,5 +67,6 @@ class SparseMoE(nn.Cell):
         weights, ids = ops.topk(probs, self.top_k)  # [T, k]
         if self.norm_topk_prob:
             weights = weights / weights.sum(-1, keepdims=True)
-        return kernels.moe_swiglu(x, weights, ids.astype(ms.int32), self.experts.gate_up_proj,
-                                  self.experts.down_proj)
+        out = kernels.moe_swiglu(x, weights, ids.astype(ms.int32), self.experts.gate_up_proj,
+                                 self.experts.down_proj)
+        return parallel.all_reduce(out)  # each rank computed its share of the intermediate size
