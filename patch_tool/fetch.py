@@ -67,21 +67,25 @@ def _pip_download(pin: Pin, wheel: WheelPin, dest: Path) -> None:
         "--platform", wheel.platform_tag, "--python-version", pin.python[2:], "--implementation", pin.python[:2]]
     cmd = [*_pip(), "download", "--no-deps", "--only-binary=:all:", *platform, "--dest", str(dest),
            *pip_source_args(), f"{pin.package}=={pin.version}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=pip_env())
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
         raise PatchToolError(f"pip could not download {pin.package}=={pin.version}:\n{tail}")
 
 
 def _pip() -> list[str]:
-    # Inside pip's isolated build environment (setup.py under `pip wheel .`) pip itself may not
-    # be importable; the pip on PATH is the same ordinary client.
-    if importlib.util.find_spec("pip") is not None:
-        return [sys.executable, "-m", "pip"]
-    exe = shutil.which("pip3") or shutil.which("pip")
-    if exe is None:
-        raise PatchToolError("pip is needed to download the pinned release and none was found")
-    return [exe]
+    return [sys.executable, "-m", "pip"]
+
+
+def pip_env() -> dict[str, str]:
+    """Environment for running pip. Inside pip's isolated build environment (setup.py under a
+    plain `pip wheel .`) PYTHONPATH hides the interpreter's own site-packages, pip included;
+    the download must see the interpreter as it is."""
+    env = dict(os.environ)
+    if importlib.util.find_spec("pip") is None:
+        env.pop("PYTHONPATH", None)
+        env.pop("PYTHONNOUSERSITE", None)
+    return env
 
 
 def verify_file(path: Path, wheel: WheelPin) -> None:

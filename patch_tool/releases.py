@@ -16,7 +16,7 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from patch_tool import PatchToolError
-from patch_tool.fetch import _pip, pip_source_args, sha256_of
+from patch_tool.fetch import _pip, pip_env, pip_source_args, sha256_of
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Release:
 def list_versions(package: str) -> list[str]:
     """Every released version on the index, oldest first (post-releases included)."""
     cmd = [*_pip(), "index", "versions", package, *pip_source_args()]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=pip_env())
     m = re.search(r"Available versions:\s*(.+)", proc.stdout)
     if proc.returncode != 0 or not m:
         raise PatchToolError(f"cannot list releases of {package}: {(proc.stderr or proc.stdout).strip()[-400:]}")
@@ -67,7 +67,7 @@ def fetch_release(package: str, version: str, cache: Path, log=print) -> Release
         log(f"downloading {package}=={version} with pip ...")
         cmd = [*_pip(), "download", "--no-deps", "--only-binary=:all:", "--dest", tmp,
                *pip_source_args(), f"{package}=={version}"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=pip_env())
         wheels = list(Path(tmp).glob("*.whl"))
         if proc.returncode != 0 or len(wheels) != 1:
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
