@@ -26,7 +26,7 @@ $PIP install -q "${TORCH[@]}" "numpy<2" setuptools wheel "cmake>=3.18"
 
 step "building the wheel (fetch + verify pinned SGLang, apply sglang_patches, CMake kernels)"
 rm -rf "$REPO/dist"
-(cd "$REPO" && $PIP wheel . --no-deps --no-build-isolation -w dist)
+(cd "$REPO" && $PIP wheel . --no-deps -w dist)  # the documented user path, build isolation included
 WHEEL="$(ls "$REPO"/dist/sglang_mindspore-*.whl)"
 step "installing $(basename "$WHEEL") and its dependencies"
 $PIP install -q "$WHEEL" pytest matplotlib
