@@ -66,7 +66,8 @@ class MindSporeForCausalLM(torch.nn.Module):
             return LogitsProcessorOutput(next_token_logits=torch.empty(0, self.model.config.vocab_size))
         extend = fb.forward_mode.is_extend()
         q_lens = fb.extend_seq_lens if extend else torch.ones_like(fb.seq_lens)
-        table = get_req_to_token_pool().req_to_token[fb.req_pool_indices]
+        width = int(fb.seq_lens.max())  # req_to_token rows span the whole context length: slice first
+        table = get_req_to_token_pool().req_to_token[fb.req_pool_indices, :width]
         if _BATCH_LOG:
             _log_batch(fb.forward_mode, q_lens, fb.seq_lens)
         ctx = build_context(fb.seq_lens, q_lens, table, positions, fb.out_cache_loc, self._kv_buffers())
