@@ -62,11 +62,11 @@ def test_dense_mlp_all_reduce(ranks):
     np.testing.assert_allclose(got, want, atol=ATOL)
 
 
-def test_moe_all_reduce(ranks):
-    full, parts = ranks
-    if full.config.moe is None:
-        pytest.skip("dense architecture: no MoE layer")
-    assert parts[0].model.layers[1].mlp.experts.down_proj.shape[1] == 32 // len(parts)
+@pytest.mark.parametrize("size", [2, 4])
+def test_moe_all_reduce(make_variant, size):
+    ckpt = make_variant("qwen3-moe")
+    full, parts = build(ckpt), [build(ckpt, r, size) for r in range(size)]
+    assert parts[0].model.layers[1].mlp.experts.down_proj.shape[1] == 32 // size
     x = tokens(seed=1)
     want = run(full, lambda m: m.model.layers[1].mlp(x))
     got = sum(run(p, lambda m: m.model.layers[1].mlp(x), r, len(parts)) for r, p in enumerate(parts))
