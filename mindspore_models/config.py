@@ -12,6 +12,23 @@ class MoEConfig:
     intermediate_size: int  # per expert
     norm_topk_prob: bool  # renormalise the top-k router probabilities to sum to 1
     sparse_layers: tuple[int, ...]  # layers whose MLP is the MoE; the others are dense
+    scoring: str = "softmax"  # "sigmoid": DeepSeek-V3 scores, with a per-expert correction bias for choosing
+    n_group: int = 1  # grouped top-k: experts in n_group groups, only the topk_group best groups are eligible
+    topk_group: int = 1
+    routed_scaling_factor: float = 1.0
+    n_shared_experts: int = 0  # always-on experts, one dense MLP of n_shared * intermediate_size
+
+
+@dataclass(frozen=True)
+class MLAConfig:
+    """Multi-head latent attention (DeepSeek-V2/V3): K/V are cached as one compressed latent."""
+
+    q_lora_rank: int | None
+    kv_lora_rank: int
+    qk_nope_head_dim: int
+    qk_rope_head_dim: int
+    v_head_dim: int
+    rope_interleave: bool  # checkpoint rope dims are interleaved pairs (x0, x1), (x2, x3), ...
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,7 @@ class ModelConfig:
     o_bias: bool  # bias on the output projection (Llama attention_bias)
     qk_norm: bool  # RMSNorm on q and k per head (Qwen3)
     moe: MoEConfig | None = None
+    mla: MLAConfig | None = None
 
 
 def _rope(hf: Any) -> tuple[float, dict | None]:
@@ -67,10 +85,25 @@ def normalize(hf: Any, qk_norm: bool = False, qkv_bias: bool | None = None) -> M
         o_bias=bool(getattr(hf, "attention_bias", False)),
         qk_norm=qk_norm,
         moe=_moe(hf),
+        mla=_mla(hf),
     )
 
 
+def _mla(hf: Any) -> MLAConfig | None:
+    if not getattr(hf, "kv_lora_rank", None):
+        return None
+    return MLAConfig(hf.q_lora_rank, hf.kv_lora_rank, hf.qk_nope_head_dim, hf.qk_rope_head_dim, hf.v_head_dim,
+                     bool(getattr(hf, "rope_interleave", False)))
+
+
 def _moe(hf: Any) -> MoEConfig | None:
+    if getattr(hf, "n_routed_experts", None):  # DeepSeek-V3
+        first_dense = getattr(hf, "first_k_dense_replace", 0)
+        return MoEConfig(hf.n_routed_experts, hf.num_experts_per_tok, hf.moe_intermediate_size,
+                         bool(hf.norm_topk_prob), tuple(range(first_dense, hf.num_hidden_layers)),
+                         scoring="sigmoid", n_group=hf.n_group, topk_group=hf.topk_group,
+                         routed_scaling_factor=float(hf.routed_scaling_factor),
+                         n_shared_experts=hf.n_shared_experts or 0)
     experts = getattr(hf, "num_experts", 0) or 0
     if not experts:
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 
 _MODELS = {
+    "DeepseekV3ForCausalLM": ("mindspore_models.models.deepseek_v3", "DeepseekV3ForCausalLM"),
     "LlamaForCausalLM": ("mindspore_models.models.llama", "LlamaForCausalLM"),
     "Qwen2ForCausalLM": ("mindspore_models.models.qwen2", "Qwen2ForCausalLM"),
     "Qwen3ForCausalLM": ("mindspore_models.models.qwen3", "Qwen3ForCausalLM"),

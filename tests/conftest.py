@@ -20,6 +20,7 @@ VARIANTS = {
     "qwen2": dict(arch="qwen2", seed=4),                                   # q/k/v bias, no o bias
     "qwen2-tied": dict(arch="qwen2", tied=True, seed=5),
     "qwen3-moe": dict(arch="qwen3_moe", seed=6),                           # top-2 of 8, norm_topk_prob, dense+sparse
+    "deepseek-v3": dict(arch="deepseek_v3", rope_scaling="yarn", seed=9),  # MLA, grouped routing, shared experts
     "qwen3-moe-unnormed": dict(arch="qwen3_moe", norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[],
                                seed=8),
 }

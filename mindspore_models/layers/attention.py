@@ -33,17 +33,23 @@ class PagedAttention(nn.Cell):
         return self.attend_gathered(q, kernels.pool_view(k_buf, k_done), kernels.pool_view(v_buf, v_done), ctx)
 
     def attend_gathered(self, q, k_cache, v_cache, ctx):
-        b, s = ctx.kv_slots.shape
-        lq = ctx.q_index.shape[1]
-        keys = ops.gather(k_cache, ctx.kv_slots, 0).permute(0, 2, 3, 1)  # [B, Hkv, D, S]
-        values = ops.gather(v_cache, ctx.kv_slots, 0).permute(0, 2, 1, 3)  # [B, Hkv, S, D]
-        queries = ops.gather(q, ctx.q_index, 0)  # [B, Lq, Hq, D]
-        queries = queries.reshape(b, lq, self.hkv, self.group, self.d).permute(0, 2, 3, 1, 4)
-        queries = queries.reshape(b, self.hkv, self.group * lq, self.d)
-        scores = mint.matmul(queries, keys) * self.scale  # [B, Hkv, G*Lq, S]
-        scores = scores.reshape(b, self.hkv, self.group, lq, s) + ctx.mask
-        probs = mint.softmax(scores, -1).reshape(b, self.hkv, self.group * lq, s)
-        out = mint.matmul(probs, values)  # [B, Hkv, G*Lq, D]
-        out = out.reshape(b, self.hkv, self.group, lq, self.d).permute(0, 3, 1, 2, 4)
-        out = out.reshape(b * lq, self.hq * self.d)
-        return ops.gather(out, ctx.out_index, 0)  # [T, Hq*D]
+        keys = ops.gather(k_cache, ctx.kv_slots, 0)  # [B, S, Hkv, D]
+        values = ops.gather(v_cache, ctx.kv_slots, 0)
+        return padded_attention(q, keys, values, ctx, self.group, self.scale)
+
+
+def padded_attention(q, keys, values, ctx, group: int, scale: float):
+    """q [T, Hkv*G, Dk] with each request's keys/values [B, S, Hkv, Dk|Dv] -> [T, Hkv*G*Dv].
+
+    Queries are padded to [B, Lq]; the context's mask hides future and padding keys."""
+    b, s, hkv, dk = keys.shape
+    dv = values.shape[-1]
+    lq = ctx.q_index.shape[1]
+    queries = ops.gather(q, ctx.q_index, 0)  # [B, Lq, Hq, Dk]
+    queries = queries.reshape(b, lq, hkv, group, dk).permute(0, 2, 3, 1, 4).reshape(b, hkv, group * lq, dk)
+    scores = mint.matmul(queries, keys.permute(0, 2, 3, 1)) * scale  # [B, Hkv, G*Lq, S]
+    scores = scores.reshape(b, hkv, group, lq, s) + ctx.mask
+    probs = mint.softmax(scores, -1).reshape(b, hkv, group * lq, s)
+    out = mint.matmul(probs, values.permute(0, 2, 1, 3))  # [B, Hkv, G*Lq, Dv]
+    out = out.reshape(b, hkv, group, lq, dv).permute(0, 3, 1, 2, 4).reshape(b * lq, hkv * group * dv)
+    return ops.gather(out, ctx.out_index, 0)  # [T, Hq*Dv]

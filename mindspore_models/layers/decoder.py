@@ -59,10 +59,11 @@ class GatedMLP(nn.Cell):
 
 
 class DecoderLayer(nn.Cell):
-    def __init__(self, cfg: ModelConfig, layer_id: int, mlp: nn.Cell | None = None):
+    def __init__(self, cfg: ModelConfig, layer_id: int, mlp: nn.Cell | None = None,
+                 attention: nn.Cell | None = None):
         super().__init__()
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.self_attn = SelfAttention(cfg, layer_id)
+        self.self_attn = attention or SelfAttention(cfg, layer_id)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.mlp = mlp or GatedMLP(cfg.hidden_size, cfg.intermediate_size)
 

@@ -21,15 +21,17 @@ from mindspore_models.runtime import context
 class Linear(nn.Cell):
     def __init__(self, in_features: int, out_features: int, bias: bool = False,
                  shards: dict[str | int, int] | None = None, take: dict | None = None,
-                 in_take: tuple[int, int] | None = None):
+                 in_take: tuple[int, int] | None = None, row_order: np.ndarray | None = None):
         """in/out_features: full (unsharded) sizes. shards: shard id -> full HF rows, in order.
         take: shard id -> (start, count) rows this rank keeps (column parallel).
-        in_take: (start, count) input columns this rank keeps (row parallel)."""
+        in_take: (start, count) input columns this rank keeps (row parallel).
+        row_order: a permutation of the full output rows applied at load (e.g. de-interleaving rope)."""
         super().__init__()
         self.shards = shards or {None: out_features}
         assert sum(self.shards.values()) == out_features, "shard sizes must add up to out_features"
         self.take = take or {s: (0, n) for s, n in self.shards.items()}
         self.in_take = in_take
+        self.row_order = row_order
         self.in_features = in_features
         local_in = in_take[1] if in_take else in_features
         local_out = sum(n for _, n in self.take.values())
@@ -38,8 +40,9 @@ class Linear(nn.Cell):
         # row parallel: the bias is added once, by rank 0, before the sum over ranks
         self.add_bias = bias and (in_take is None or parallel.tp().rank == 0)
 
-    def construct(self, x):
-        y = kernels.matmul(x, self.weight, context.rows_hint())
+    def construct(self, x, rows: int | None = None):
+        """rows: x's row count when it is not the step's token count (default: from the context)."""
+        y = kernels.matmul(x, self.weight, rows if rows is not None else context.rows_hint())
         if self.add_bias:
             y = y + self.bias
         return parallel.all_reduce(y) if self.in_take else y
@@ -55,6 +58,8 @@ class Linear(nn.Cell):
         """HF tensors of every shard (each (rows, in) or (rows,)) -> this rank's stored layout."""
         kept = [parts[s][start: start + n] for s, (start, n) in self.take.items()]
         full = np.concatenate(kept, axis=0)
+        if self.row_order is not None:
+            full = full[self.row_order]
         if param != "weight":
             return full
         if self.in_take:

@@ -9,7 +9,6 @@ from mindspore import Parameter, mint, nn, ops
 
 from mindspore_models import kernels, parallel
 from mindspore_models.config import MoEConfig
-from mindspore_models.layers.linear import Linear
 
 EXPERT_NAME = re.compile(r"\.experts\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$")
 
@@ -55,18 +54,57 @@ class Experts(nn.Cell):
         return np.ascontiguousarray(np.stack(per_expert))
 
 
-class SparseMoE(nn.Cell):
+class Router(nn.Cell):
+    """Top-k routing. softmax (Qwen3-MoE), or sigmoid with a score-correction bias that only
+    decides the choice, restricted to the best `topk_group` of `n_group` expert groups (DeepSeek-V3)."""
+
     def __init__(self, hidden: int, moe: MoEConfig):
         super().__init__()
-        self.top_k, self.norm_topk_prob = moe.top_k, moe.norm_topk_prob
-        self.gate = Linear(hidden, moe.num_experts)  # the router
-        self.experts = Experts(moe.num_experts, hidden, moe.intermediate_size)
+        self.moe = moe
+        self.weight = Parameter(ms.Tensor(np.zeros((hidden, moe.num_experts), np.float32)), name="weight")
+        self.e_score_correction_bias = (Parameter(ms.Tensor(np.zeros(moe.num_experts, np.float32)),
+                                                  name="e_score_correction_bias")
+                                        if moe.scoring == "sigmoid" else None)
+
+    def expected_shape(self, param: str, shard) -> tuple[int, ...]:
+        return (self.moe.num_experts, self.weight.shape[0]) if param == "weight" else (self.moe.num_experts,)
+
+    def assemble(self, param: str, parts: dict) -> np.ndarray:
+        return np.ascontiguousarray(parts[None].T) if param == "weight" else parts[None]
 
     def construct(self, x):
-        probs = mint.softmax(self.gate(x), -1)  # [T, E]
-        weights, ids = ops.topk(probs, self.top_k)  # [T, k]
-        if self.norm_topk_prob:
-            weights = weights / weights.sum(-1, keepdims=True)
-        out = kernels.moe_swiglu(x, weights, ids.astype(ms.int32), self.experts.gate_up_proj,
-                                 self.experts.down_proj)
+        """-> weights [T, k] f32, expert ids [T, k] int32."""
+        moe = self.moe
+        logits = mint.matmul(x, self.weight)  # [T, E]
+        if moe.scoring == "softmax":
+            weights, ids = ops.topk(mint.softmax(logits, -1), moe.top_k)
+        else:
+            scores = mint.sigmoid(logits)
+            choice = scores + self.e_score_correction_bias
+            if moe.n_group > 1:
+                grouped = choice.reshape(-1, moe.n_group, moe.num_experts // moe.n_group)
+                group_scores = ops.topk(grouped, 2)[0].sum(-1)  # [T, G]
+                best = ops.topk(group_scores, moe.topk_group)[1]  # [T, topk_group]
+                keep = ops.one_hot(best, moe.n_group, ms.Tensor(1.0, ms.float32), ms.Tensor(0.0, ms.float32)).sum(1)
+                keep = keep.unsqueeze(-1).broadcast_to(grouped.shape).reshape(choice.shape)  # [T, E]
+                choice = choice * keep + (keep - 1) * 1e30  # ineligible groups can never be chosen
+            ids = ops.topk(choice, moe.top_k)[1]
+            weights = ops.gather_elements(scores, 1, ids)
+        if moe.norm_topk_prob:
+            weights = weights / (weights.sum(-1, keepdims=True) + (1e-20 if moe.scoring == "sigmoid" else 0.0))
+        return weights * moe.routed_scaling_factor, ids.astype(ms.int32)
+
+
+class SparseMoE(nn.Cell):
+    def __init__(self, hidden: int, moe: MoEConfig, shared: nn.Cell | None = None):
+        super().__init__()
+        self.gate = Router(hidden, moe)
+        self.experts = Experts(moe.num_experts, hidden, moe.intermediate_size)
+        self.shared_experts = shared
+
+    def construct(self, x):
+        weights, ids = self.gate(x)
+        out = kernels.moe_swiglu(x, weights, ids, self.experts.gate_up_proj, self.experts.down_proj)
+        if self.shared_experts is not None:  # its down_proj already sums over ranks
+            return parallel.all_reduce(out) + self.shared_experts(x)
         return parallel.all_reduce(out)  # each rank computed its share of the intermediate size

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import mindspore as ms
 import numpy as np
@@ -19,7 +20,40 @@ def inv_frequencies(head_dim: int, theta: float, scaling: dict | None) -> np.nda
         return (inv / np.float32(scaling["factor"])).astype(np.float32)
     if kind == "llama3":
         return _llama3(inv, scaling)
-    raise NotImplementedError(f"rope scaling type {kind!r} is not implemented (supported: linear, llama3)")
+    if kind == "yarn":
+        return _yarn(inv, head_dim, theta, scaling)
+    raise NotImplementedError(f"rope scaling type {kind!r} is not implemented (supported: linear, llama3, yarn)")
+
+
+def yarn_mscale(scale: float, mscale: float = 1.0) -> float:
+    return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
+
+
+def cos_sin_scale(scaling: dict | None) -> float:
+    """YaRN multiplies cos/sin by an attention factor; every other type leaves them as they are."""
+    if not scaling or scaling.get("rope_type") != "yarn":
+        return 1.0
+    if scaling.get("attention_factor") is not None:
+        return float(scaling["attention_factor"])
+    factor, m, m_all = scaling["factor"], scaling.get("mscale"), scaling.get("mscale_all_dim")
+    return yarn_mscale(factor, m) / yarn_mscale(factor, m_all) if m and m_all else yarn_mscale(factor)
+
+
+def _yarn(inv: np.ndarray, dim: int, theta: float, s: dict) -> np.ndarray:
+    """YaRN: high frequencies kept, low ones interpolated by `factor`, a linear ramp between."""
+    factor, old_len = s["factor"], s["original_max_position_embeddings"]
+    fast, slow = s.get("beta_fast") or 32, s.get("beta_slow") or 1
+
+    def correction_dim(rotations):
+        return dim * math.log(old_len / (rotations * 2 * math.pi)) / (2 * math.log(theta))
+
+    low, high = correction_dim(fast), correction_dim(slow)
+    if s.get("truncate", True):
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)
+    ramp = np.clip((np.arange(dim // 2, dtype=np.float32) - low) / ((high + 0.001 if low == high else high) - low), 0, 1)
+    extrapolation = 1 - ramp.astype(np.float32)
+    return ((inv / np.float32(factor)) * (1 - extrapolation) + inv * extrapolation).astype(np.float32)
 
 
 def _llama3(inv: np.ndarray, s: dict) -> np.ndarray:
@@ -48,6 +82,8 @@ class RotaryEmbedding(nn.Cell):
 @functools.cache
 def _tables(head_dim: int, max_position: int, theta: float, scaling: tuple):
     """cos/sin [P, D/2], built once per shape and shared by every layer."""
-    inv = inv_frequencies(head_dim, theta, dict(scaling) or None)
+    scaling = dict(scaling) or None
+    inv = inv_frequencies(head_dim, theta, scaling)
     freqs = np.outer(np.arange(max_position, dtype=np.float32), inv)
-    return ms.Tensor(np.cos(freqs).astype(np.float32)), ms.Tensor(np.sin(freqs).astype(np.float32))
+    scale = np.float32(cos_sin_scale(scaling))
+    return ms.Tensor((np.cos(freqs) * scale).astype(np.float32)), ms.Tensor((np.sin(freqs) * scale).astype(np.float32))

@@ -32,8 +32,12 @@ class StandaloneRunner:
         self.model = model_class(hf.architectures)(hf)
         self.model.load_weights(iter_safetensors(model_dir))
         cfg = self.model.config
-        shape = (max_tokens + 1, cfg.num_kv_heads, cfg.head_dim)  # slot 0 is padding, as in SGLang
-        self.pool = [(torch.zeros(shape), torch.zeros(shape)) for _ in range(cfg.num_layers)]
+        if cfg.mla:  # one latent per token, like SGLang's MLA pool; V is read from the same entry
+            shape = (max_tokens + 1, 1, cfg.mla.kv_lora_rank + cfg.mla.qk_rope_head_dim)
+            self.pool = [(torch.zeros(shape),) * 2 for _ in range(cfg.num_layers)]
+        else:
+            shape = (max_tokens + 1, cfg.num_kv_heads, cfg.head_dim)  # slot 0 is padding, as in SGLang
+            self.pool = [(torch.zeros(shape), torch.zeros(shape)) for _ in range(cfg.num_layers)]
         self.kv = [(KVBuffer.wrap(k), KVBuffer.wrap(v)) for k, v in self.pool]
         self.next_slot = 1
         self.capacity = max_tokens

@@ -55,7 +55,13 @@ ARCHS = {
     "llama": ("LlamaConfig", "LlamaForCausalLM"),
     "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"),
     "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM"),
+    "deepseek_v3": ("DeepseekV3Config", "DeepseekV3ForCausalLM"),
 }
+# MLA with q and kv LoRA, decoupled rope part (interleaved in the checkpoint), grouped routing
+TINY_DEEPSEEK = dict(q_lora_rank=32, kv_lora_rank=16, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16,
+                     n_routed_experts=8, n_group=4, topk_group=2, num_experts_per_tok=2, n_shared_experts=1,
+                     first_k_dense_replace=1, moe_intermediate_size=32, num_hidden_layers=3, norm_topk_prob=True,
+                     routed_scaling_factor=2.5, rope_interleave=True, num_key_value_heads=4)
 # MoE quirks at small size: 8 experts, top-2, dense and sparse layers mixed
 TINY_MOE = dict(num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32, decoder_sparse_step=2,
                 mlp_only_layers=[2], norm_topk_prob=True, num_hidden_layers=4)
@@ -63,6 +69,8 @@ ROPE_SCALING = {
     "linear": {"rope_type": "linear", "factor": 2.0},
     "llama3": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                "original_max_position_embeddings": 32},  # small, so tests cross it
+    "yarn": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32, "beta_fast": 32,
+             "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 1.0},  # DeepSeek-V3's kind
 }
 
 
@@ -79,6 +87,9 @@ def make_checkpoint(out: Path, arch: str = "qwen3", tied: bool = False, seed: in
         shape.pop("head_dim", None)  # Llama/Qwen2 derive head_dim = hidden / heads
     if arch == "qwen3_moe":
         shape.update({k: v for k, v in TINY_MOE.items() if k not in config_overrides})
+    if arch == "deepseek_v3":
+        shape.pop("head_dim", None)  # DeepSeek sets head_dim = qk_rope_head_dim itself
+        shape.update({k: v for k, v in TINY_DEEPSEEK.items() if k not in config_overrides})
     if layers is not None:
         shape["num_hidden_layers"] = layers
     out.mkdir(parents=True, exist_ok=True)
@@ -98,6 +109,9 @@ def make_checkpoint(out: Path, arch: str = "qwen3", tied: bool = False, seed: in
                 p.add_(torch.randn_like(p) * 0.1)
             elif name.endswith(".bias"):
                 p.add_(torch.randn_like(p) * 0.1)
+        for name, b in model.named_buffers():  # DeepSeek's router correction bias decides expert choice
+            if name.endswith("e_score_correction_bias"):
+                b.add_(torch.randn_like(b) * 0.1)
     model.save_pretrained(out, safe_serialization=True)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", bos_token=None,
                                    pad_token="<|endoftext|>", unk_token=None)

@@ -1,0 +1,76 @@
+"""Multi-head latent attention (DeepSeek-V2/V3).
+
+Per token only a compressed latent [kv_lora_rank | rope part] is cached, in SGLang's MLA pool
+(one "head" per slot). Each step gathers the requests' latents, expands them into per-head
+keys and values with kv_b_proj, and attends. Checkpoints with interleaved rope pairs are
+de-interleaved at load time (rows of q_b_proj and kv_a_proj_with_mqa are permuted, the same
+permutation for q and k, so q.k is unchanged) and the NeoX rope kernel is used as is.
+"""
+from __future__ import annotations
+
+import numpy as np
+from mindspore import mint, nn, ops
+
+from mindspore_models import kernels, parallel
+from mindspore_models.config import ModelConfig
+from mindspore_models.layers.attention import padded_attention
+from mindspore_models.layers.linear import Linear
+from mindspore_models.layers.norm import RMSNorm
+from mindspore_models.layers.rope import RotaryEmbedding, yarn_mscale
+from mindspore_models.runtime import context
+
+
+def deinterleave(rope_dim: int) -> np.ndarray:
+    """Row order taking (x0, x1), (x2, x3), ... to x0, x2, ..., x1, x3, ..."""
+    return np.concatenate([np.arange(0, rope_dim, 2), np.arange(1, rope_dim, 2)])
+
+
+class MLAttention(nn.Cell):
+    def __init__(self, cfg: ModelConfig, layer_id: int):
+        super().__init__()
+        if parallel.tp().size > 1:
+            raise NotImplementedError("tensor parallelism for MLA attention is not implemented")
+        m = cfg.mla
+        self.h, self.nope, self.rope, self.v, self.lora = (cfg.num_heads, m.qk_nope_head_dim, m.qk_rope_head_dim,
+                                                          m.v_head_dim, m.kv_lora_rank)
+        self.layer_id = layer_id
+        qk = self.nope + self.rope
+        rope_order = deinterleave(self.rope) if m.rope_interleave else np.arange(self.rope)
+        q_rows = np.concatenate([h * qk + np.concatenate([np.arange(self.nope), self.nope + rope_order])
+                                 for h in range(self.h)])
+        if m.q_lora_rank:
+            self.q_a_proj = Linear(cfg.hidden_size, m.q_lora_rank, bias=cfg.qkv_bias)
+            self.q_a_layernorm = RMSNorm(m.q_lora_rank, cfg.rms_norm_eps)
+            self.q_b_proj = Linear(m.q_lora_rank, self.h * qk, row_order=q_rows)
+        else:
+            self.q_proj = Linear(cfg.hidden_size, self.h * qk, row_order=q_rows)
+        self.kv_a_proj_with_mqa = Linear(cfg.hidden_size, self.lora + self.rope, bias=cfg.qkv_bias,
+                                         row_order=np.concatenate([np.arange(self.lora), self.lora + rope_order]))
+        self.kv_a_layernorm = RMSNorm(self.lora, cfg.rms_norm_eps)
+        self.kv_b_proj = Linear(self.lora, self.h * (self.nope + self.v))
+        self.o_proj = Linear(self.h * self.v, cfg.hidden_size, bias=cfg.o_bias)
+        self.rotary = RotaryEmbedding(self.rope, cfg.max_position, cfg.rope_theta, cfg.rope_scaling)
+        self.scale = qk ** -0.5
+        scaling = cfg.rope_scaling or {}
+        if scaling.get("rope_type") == "yarn" and scaling.get("mscale_all_dim"):
+            self.scale *= yarn_mscale(scaling["factor"], scaling["mscale_all_dim"]) ** 2
+        self.q_lora = bool(m.q_lora_rank)
+
+    def construct(self, positions, x):
+        ctx = context.get()
+        q = self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x))) if self.q_lora else self.q_proj(x)
+        q_nope, q_pe = mint.split(q.reshape(-1, self.h, self.nope + self.rope), [self.nope, self.rope], -1)
+        latent, k_pe = mint.split(self.kv_a_proj_with_mqa(x), [self.lora, self.rope], -1)
+        latent = self.kv_a_layernorm(latent)
+        q_pe, k_pe = self.rotary(positions, q_pe, k_pe.reshape(-1, 1, self.rope))
+        entry = mint.cat((latent, k_pe.reshape(-1, self.rope)), -1).reshape(-1, 1, self.lora + self.rope)
+        buf = ctx.kv[self.layer_id][0]
+        done = kernels.kv_cache_write(buf, ctx.out_cache_loc, entry, ctx.slot_runs)
+        cached = ops.gather(kernels.pool_view(buf, done), ctx.kv_slots, 0)  # [B, S, 1, L]
+        b, s = ctx.kv_slots.shape
+        c_keys, pe_keys = mint.split(cached.reshape(b, s, self.lora + self.rope), [self.lora, self.rope], -1)
+        kv = self.kv_b_proj(c_keys.reshape(b * s, self.lora), rows=b * s).reshape(b, s, self.h, self.nope + self.v)
+        k_nope, values = mint.split(kv, [self.nope, self.v], -1)
+        keys = mint.cat((k_nope, pe_keys.unsqueeze(2).broadcast_to((b, s, self.h, self.rope))), -1)
+        out = padded_attention(mint.cat((q_nope, q_pe), -1), keys, values, ctx, 1, self.scale)
+        return self.o_proj(out)
