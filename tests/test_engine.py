@@ -49,6 +49,8 @@ ENGINE_VARIANTS = {
     "qwen2-tied": True,
     # measured 2026-11-25: native Qwen3-MoE on plain CPU returns token 0 for every step
     "qwen3-moe": False,
+    # native SGLang 0.5.23 fails to load a transformers-5 DeepseekV3Config (no moe_layer_freq)
+    "deepseek-v3": False,
 }
 
 

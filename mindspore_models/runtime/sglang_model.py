@@ -53,8 +53,12 @@ class MindSporeForCausalLM(torch.nn.Module):
             from sglang.srt.model_executor.forward_context import get_token_to_kv_pool
 
             pool = get_token_to_kv_pool()
-            self._kv = [(KVBuffer.wrap(pool.get_key_buffer(i)), KVBuffer.wrap(pool.get_value_buffer(i)))
-                        for i in range(self.model.config.num_layers)]
+            layers = range(self.model.config.num_layers)
+            if self.model.config.mla:  # MLA pool: one latent per token; "V" is a view of the same entry
+                self._kv = [(KVBuffer.wrap(pool.get_key_buffer(i)),) * 2 for i in layers]
+            else:
+                self._kv = [(KVBuffer.wrap(pool.get_key_buffer(i)), KVBuffer.wrap(pool.get_value_buffer(i)))
+                            for i in layers]
         return self._kv
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, forward_batch, **_):
