@@ -26,8 +26,9 @@ def build(ckpt, rank=0, size=1):
     return model
 
 
-# Qwen3 attention + dense and MoE layers; Llama with q/k/v/o biases and a tied LM head; Qwen2 q/k/v bias
-VARIANTS = ["qwen3-moe", "llama-linear-rope-bias-tied", "qwen2"]
+# Qwen3 attention + dense and MoE layers; Llama with q/k/v/o biases and a tied LM head; Qwen2 q/k/v bias;
+# DeepSeek-V3 MLA (heads split, latent replicated), dense first layer
+VARIANTS = ["qwen3-moe", "llama-linear-rope-bias-tied", "qwen2", "deepseek-v3"]
 
 
 @pytest.fixture(scope="module", params=[(v, n) for v in VARIANTS for n in (2, 4)], ids=lambda p: f"{p[0]}-tp{p[1]}")
@@ -50,7 +51,10 @@ def test_shards_are_smaller(ranks):
     full, parts = ranks
     size = len(parts)
     attn = parts[0].model.layers[0].self_attn
-    assert attn.hq == 4 // size and attn.hkv == max(2 // size, 1)
+    if full.config.mla:
+        assert attn.h == 4 // size
+    else:
+        assert attn.hq == 4 // size and attn.hkv == max(2 // size, 1)
     assert parts[0].model.embed_tokens.weight.shape[0] == 384 // size
 
 
@@ -62,9 +66,10 @@ def test_dense_mlp_all_reduce(ranks):
     np.testing.assert_allclose(got, want, atol=ATOL)
 
 
+@pytest.mark.parametrize("variant", ["qwen3-moe", "deepseek-v3"])  # DeepSeek: + shared experts, grouped routing
 @pytest.mark.parametrize("size", [2, 4])
-def test_moe_all_reduce(make_variant, size):
-    ckpt = make_variant("qwen3-moe")
+def test_moe_all_reduce(make_variant, variant, size):
+    ckpt = make_variant(variant)
     full, parts = build(ckpt), [build(ckpt, r, size) for r in range(size)]
     assert parts[0].model.layers[1].mlp.experts.down_proj.shape[1] == 32 // size
     x = tokens(seed=1)
@@ -75,7 +80,10 @@ def test_moe_all_reduce(make_variant, size):
 
 def attention_out(model, rank, size, x, n):
     attn = model.model.layers[0].self_attn
-    pools = [torch.zeros(32, attn.hkv, attn.d) for _ in range(2)]
+    if model.config.mla:  # one latent per token, replicated on every rank
+        pools = [torch.zeros(32, 1, attn.lora + attn.rope)] * 2
+    else:
+        pools = [torch.zeros(32, attn.hkv, attn.d) for _ in range(2)]
     ctx = build_context(torch.tensor([n]), torch.tensor([n]), torch.arange(1, n + 1)[None], torch.arange(n),
                         torch.arange(1, n + 1), [(KVBuffer.wrap(pools[0]), KVBuffer.wrap(pools[1]))] * 4)
     with parallel.simulate(rank, size), forward_context(ctx):

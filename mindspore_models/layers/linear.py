@@ -56,10 +56,8 @@ class Linear(nn.Cell):
 
     def assemble(self, param: str, parts: dict) -> np.ndarray:
         """HF tensors of every shard (each (rows, in) or (rows,)) -> this rank's stored layout."""
-        kept = [parts[s][start: start + n] for s, (start, n) in self.take.items()]
-        full = np.concatenate(kept, axis=0)
-        if self.row_order is not None:
-            full = full[self.row_order]
+        ordered = {s: p[self.row_order] if self.row_order is not None else p for s, p in parts.items()}
+        full = np.concatenate([ordered[s][start: start + n] for s, (start, n) in self.take.items()], axis=0)
         if param != "weight":
             return full
         if self.in_take:
@@ -68,11 +66,12 @@ class Linear(nn.Cell):
         return np.ascontiguousarray(full.T)
 
 
-def column_parallel(in_features: int, shards: dict, bias: bool = False, take: dict | None = None) -> Linear:
+def column_parallel(in_features: int, shards: dict, bias: bool = False, take: dict | None = None,
+                    row_order: np.ndarray | None = None) -> Linear:
     """Each rank keeps an equal share of every shard's rows (unless `take` says otherwise)."""
     tp = parallel.tp()
     take = take or {s: tp.split(n, f"projection rows ({s})") for s, n in shards.items()}
-    return Linear(in_features, sum(shards.values()), bias, shards, take)
+    return Linear(in_features, sum(shards.values()), bias, shards, take, row_order=row_order)
 
 
 def row_parallel(in_features: int, out_features: int, bias: bool = False) -> Linear:

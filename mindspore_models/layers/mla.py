@@ -14,7 +14,7 @@ from mindspore import mint, nn, ops
 from mindspore_models import kernels, parallel
 from mindspore_models.config import ModelConfig
 from mindspore_models.layers.attention import padded_attention
-from mindspore_models.layers.linear import Linear
+from mindspore_models.layers.linear import Linear, column_parallel, row_parallel
 from mindspore_models.layers.norm import RMSNorm
 from mindspore_models.layers.rope import RotaryEmbedding, yarn_mscale
 from mindspore_models.runtime import context
@@ -28,27 +28,29 @@ def deinterleave(rope_dim: int) -> np.ndarray:
 class MLAttention(nn.Cell):
     def __init__(self, cfg: ModelConfig, layer_id: int):
         super().__init__()
-        if parallel.tp().size > 1:
-            raise NotImplementedError("tensor parallelism for MLA attention is not implemented")
         m = cfg.mla
-        self.h, self.nope, self.rope, self.v, self.lora = (cfg.num_heads, m.qk_nope_head_dim, m.qk_rope_head_dim,
-                                                          m.v_head_dim, m.kv_lora_rank)
+        # tensor parallel: heads split over ranks (q_b/kv_b column-, o row-parallel); the latent is replicated
+        h_start, self.h = parallel.tp().split(cfg.num_heads, "num_attention_heads")
+        self.nope, self.rope, self.v, self.lora = m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim, m.kv_lora_rank
         self.layer_id = layer_id
         qk = self.nope + self.rope
         rope_order = deinterleave(self.rope) if m.rope_interleave else np.arange(self.rope)
         q_rows = np.concatenate([h * qk + np.concatenate([np.arange(self.nope), self.nope + rope_order])
-                                 for h in range(self.h)])
+                                 for h in range(cfg.num_heads)])
+        q_take = {None: (h_start * qk, self.h * qk)}
         if m.q_lora_rank:
             self.q_a_proj = Linear(cfg.hidden_size, m.q_lora_rank, bias=cfg.qkv_bias)
             self.q_a_layernorm = RMSNorm(m.q_lora_rank, cfg.rms_norm_eps)
-            self.q_b_proj = Linear(m.q_lora_rank, self.h * qk, row_order=q_rows)
+            self.q_b_proj = column_parallel(m.q_lora_rank, {None: cfg.num_heads * qk}, take=q_take, row_order=q_rows)
         else:
-            self.q_proj = Linear(cfg.hidden_size, self.h * qk, row_order=q_rows)
+            self.q_proj = column_parallel(cfg.hidden_size, {None: cfg.num_heads * qk}, take=q_take, row_order=q_rows)
         self.kv_a_proj_with_mqa = Linear(cfg.hidden_size, self.lora + self.rope, bias=cfg.qkv_bias,
                                          row_order=np.concatenate([np.arange(self.lora), self.lora + rope_order]))
         self.kv_a_layernorm = RMSNorm(self.lora, cfg.rms_norm_eps)
-        self.kv_b_proj = Linear(self.lora, self.h * (self.nope + self.v))
-        self.o_proj = Linear(self.h * self.v, cfg.hidden_size, bias=cfg.o_bias)
+        kv_width = self.nope + self.v
+        self.kv_b_proj = column_parallel(self.lora, {None: cfg.num_heads * kv_width},
+                                         take={None: (h_start * kv_width, self.h * kv_width)})
+        self.o_proj = row_parallel(cfg.num_heads * self.v, cfg.hidden_size, bias=cfg.o_bias)
         self.rotary = RotaryEmbedding(self.rope, cfg.max_position, cfg.rope_theta, cfg.rope_scaling)
         self.scale = qk ** -0.5
         scaling = cfg.rope_scaling or {}
