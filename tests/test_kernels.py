@@ -128,6 +128,8 @@ def test_paged_attention_matches_numpy(kernel_mode, hq, hkv, d, seq_lens, q_lens
         got = layer(ms.Tensor(q), ms.Tensor(new_k), ms.Tensor(new_v)).asnumpy()
     ref = reference_attention(q, expected_k, expected_v, table, seq_lens, q_lens, d ** -0.5)
     np.testing.assert_allclose(got, ref, atol=1e-5, rtol=1e-5)
+    # the O(B*Lq*S) mask exists only for the gathered fallback path
+    assert ("mask" in ctx.__dict__) == (kernel_mode == "fallbacks")
     np.testing.assert_array_equal(k_pool.numpy(), expected_k)  # the new rows landed in the pool
 
 

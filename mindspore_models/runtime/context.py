@@ -5,12 +5,19 @@ forward and layers read it (one context object, as in nano-vllm / mini-sglang).
 """
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import mindspore as ms
+import torch
+
+from mindspore_models import bridge
 
 from mindspore_models.kernels import KVBuffer
+
+
+MASKED = -1e30  # finite, so fully masked padding rows give no NaN
 
 
 @dataclass
@@ -24,11 +31,20 @@ class ForwardContext:
     kv_slots: ms.Tensor  # [B, S] int32, KV slot of key j of request b (padding -> slot 0)
     q_index: ms.Tensor  # [B, Lq] int32, flat token index of query i of request b (padding -> 0)
     out_index: ms.Tensor  # [T] int32, row of each flat token in the padded [B*Lq] layout
-    mask: ms.Tensor  # [B, 1, 1, Lq, S] additive causal + length mask
+    mask_inputs: tuple  # (q_pos [B, Lq] torch, S, dtype): the mask is built only if a layer asks for it
     logits_index: ms.Tensor  # [N] int32, tokens whose logits are returned
     kv: list[tuple[KVBuffer, KVBuffer]]  # per layer (K, V)
     num_tokens: int  # T, known on the host: reading a MindSpore tensor's shape costs a sync
     num_logits: int  # N
+
+    @functools.cached_property
+    def mask(self) -> ms.Tensor:
+        """[B, 1, 1, Lq, S] additive causal + length mask, for the gathered (padded) attention paths.
+        O(B*Lq*S): never built when the PagedAttention kernel does the attention."""
+        q_pos, s, dtype = self.mask_inputs
+        allowed = torch.arange(s)[None, None, :] <= q_pos[:, :, None]  # [B, Lq, S]
+        mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, MASKED)
+        return bridge.copy_to_ms(mask[:, None, None])
 
 
 def rows_hint(logits: bool = False) -> int | None:

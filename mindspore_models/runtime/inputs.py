@@ -11,7 +11,6 @@ from mindspore_models import bridge
 from mindspore_models.kernels import KVBuffer, slot_runs
 from mindspore_models.runtime.context import ForwardContext
 
-MASKED = -1e30  # finite, so fully masked padding rows give no NaN
 
 
 def build_context(
@@ -33,8 +32,6 @@ def build_context(
     q_index = torch.where(q_valid, starts[:, None] + i[None, :], 0)
     out_index = (torch.arange(b)[:, None] * lq + i[None, :])[q_valid]  # [T], request-major like the batch
     q_pos = (seq_lens - q_lens)[:, None] + i[None, :]  # [B, Lq] absolute position of each query
-    allowed = torch.arange(s)[None, None, :] <= q_pos[:, :, None]  # [B, Lq, S]
-    mask = torch.zeros(allowed.shape, dtype=mask_dtype).masked_fill_(~allowed, MASKED)
     key_valid = torch.arange(s)[None, :] < seq_lens[:, None]
     kv_slots = torch.where(key_valid, token_table[:, :s].to(torch.int64).cpu(), 0)
     logits_index = torch.arange(int(q_lens.sum())) if all_logits else torch.cumsum(q_lens, 0) - 1
@@ -48,7 +45,7 @@ def build_context(
         kv_slots=bridge.copy_to_ms(kv_slots.to(torch.int32)),
         q_index=bridge.copy_to_ms(q_index.to(torch.int32)),
         out_index=bridge.copy_to_ms(out_index.to(torch.int32)),
-        mask=bridge.copy_to_ms(mask[:, None, None]),
+        mask_inputs=(q_pos, s, mask_dtype),
         logits_index=bridge.copy_to_ms(logits_index.to(torch.int32)),
         kv=kv,
         num_tokens=int(q_lens.sum()),
