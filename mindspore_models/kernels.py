@@ -73,6 +73,7 @@ class KVBuffer:
     view: ms.Tensor  # (slots, heads, head_dim), same memory
     ref: ms.Tensor  # int64 {address, rows}: how the custom kernel reaches the live buffer
     checked: bool = False  # the first write's dtype and row shape were checked
+    pair: tuple | None = None  # (V buffer, PagedAttention's pool reference), see _pair_ref
 
     @classmethod
     def wrap(cls, t: torch.Tensor) -> "KVBuffer":
@@ -124,12 +125,15 @@ def kv_cache_write(buf: KVBuffer, slots: ms.Tensor, values: ms.Tensor, runs: lis
 
 
 
-@functools.cache
 def _pair_ref(k: KVBuffer, v: KVBuffer) -> ms.Tensor:
-    if k.torch_view.shape != v.torch_view.shape:
-        raise ValueError(f"K pool {tuple(k.torch_view.shape)} and V pool {tuple(v.torch_view.shape)} differ")
-    rows, heads = k.torch_view.shape[:2]
-    return ms.Tensor([k.torch_view.data_ptr(), v.torch_view.data_ptr(), rows, heads], ms.int64)
+    """int64 {k_addr, v_addr, rows, heads}, kept on the K buffer (not in a global cache, which
+    would keep discarded pools alive)."""
+    if k.pair is None or k.pair[0] is not v:
+        if k.torch_view.shape != v.torch_view.shape:
+            raise ValueError(f"K pool {tuple(k.torch_view.shape)} and V pool {tuple(v.torch_view.shape)} differ")
+        rows, heads = k.torch_view.shape[:2]
+        k.pair = (v, ms.Tensor([k.torch_view.data_ptr(), v.torch_view.data_ptr(), rows, heads], ms.int64))
+    return k.pair[1]
 
 
 @functools.cache
