@@ -234,7 +234,7 @@ def rebase(ws: Workspace, version: str, out: Path | None = None, update_pin: boo
     target = ws.patches_dir if in_place else (out or ws.root / f"sglang_patches.rebased-{version}")
     if in_place and not ok:
         raise PatchToolError("conflicts: the current series was left unchanged")
-    _write_series(target, pin.package, version, results, ws)
+    _write_series(target, pin.package, version, results, ws, report=not in_place)
     log(f"rebased series written to {target}" + ("" if ok else " (conflicting patches copied unchanged; see REBASE.md)"))
     if update_pin:
         if not ok:
@@ -243,7 +243,7 @@ def rebase(ws: Workspace, version: str, out: Path | None = None, update_pin: boo
     return results
 
 
-def _write_series(target: Path, package: str, version: str, results, ws: Workspace) -> None:
+def _write_series(target: Path, package: str, version: str, results, ws: Workspace, report: bool = True) -> None:
     target.mkdir(parents=True, exist_ok=True)
     names = []
     for r in results:
@@ -256,12 +256,17 @@ def _write_series(target: Path, package: str, version: str, results, ws: Workspa
     lines = [f"# This series applies on {package} {version} (third_party/sglang.toml).",
              "# One patch a line, applied in order with fuzz 0 by `python -m patch_tool apply`."] + names
     (target / "series").write_text("\n".join(lines) + "\n")
+    if report:  # not into sglang_patches/ itself: the printed report says the same
+        _write_rebase_report(target / "REBASE.md", package, version, results)
+
+
+def _write_rebase_report(path: Path, package: str, version: str, results) -> None:
     report = [f"# Rebase onto {package} {version}", "", "| patch | verdict | detail |", "|---|---|---|"]
     report += [f"| {r.name} | {r.verdict} | {r.detail.splitlines()[0] if r.detail else ''} |" for r in results]
     for r in results:
         if r.verdict == "conflict":
             report += ["", f"## {r.name}", "", "```", r.detail, "```"]
-    (target / "REBASE.md").write_text("\n".join(report) + "\n")
+    path.write_text("\n".join(report) + "\n")
 
 
 def _move_pin(ws: Workspace, version: str, release, log) -> None:

@@ -118,6 +118,7 @@ def test_rebase_update_pin_moves_only_when_everything_applies(tmp_path, index):
     with pytest.raises(PatchToolError, match="current series was left unchanged"):
         ops.rebase(ws, "0.3.0", in_place=True, log=quiet)
     ops.rebase(ws, "0.1.2", update_pin=True, in_place=True, log=quiet)
+    assert not (ws.patches_dir / "REBASE.md").exists()  # no report file inside the series itself
     pin = ws.pin()
     assert pin.version == "0.1.2" and pin.wheel("x86_64").file == "sglang-0.1.2-py3-none-any.whl"
     ops.apply(ws, log=quiet)  # the moved pin + rebased series build a tree
