@@ -29,7 +29,6 @@ def library_path() -> Path | None:
     return next((p for p in candidates if p.is_file()), None)
 
 
-KERNELS = ("KvCacheWrite", "PagedAttention", "RmsNorm", "RopeNeox", "MatMulSmallM", "MatMulSmallMNT", "SiluMul", "MoeSwiGLU")
 SMALL_M = 4  # rows up to which MatMulSmallM beat MindSpore's CPU matmul here (decode step, 4-layer Qwen3-0.6B)
 
 
@@ -98,6 +97,7 @@ _OUT_SHAPES = {
     "SiluMul": lambda x: (x[0], x[1] // 2),
     "MoeSwiGLU": _same_as_first,
 }
+KERNELS = tuple(_OUT_SHAPES)  # every kernel this module can dispatch to
 
 
 @functools.cache

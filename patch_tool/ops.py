@@ -282,7 +282,7 @@ def _move_pin(ws: Workspace, version: str, release, log) -> None:
         else:
             entries[arch] = fetch_other_platform(pin, version, arch, release.wheel.name, ws.cache, log)
     python = release.wheel.name.split("-")[2] if "-any" not in release.wheel.name else pin.python
-    lines = [f"# The upstream SGLang release this series applies on (moved by `patch_tool rebase --update-pin`).",
+    lines = ["# The upstream SGLang release this series applies on (moved by `patch_tool rebase --update-pin`).",
              f"[{pin.package}]", f'version = "{version}"', f'python = "{python}"']
     for arch, (file, sha) in entries.items():
         lines += ["", f"[{pin.package}.wheels.{arch}]", f'file = "{file}"', f'sha256 = "{sha}"']

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 from patch_tool import PatchToolError
 from patch_tool.apply import HunkFailed, apply_series, materialize, tree_reader
 from patch_tool.fetch import pristine_tree
+from patch_tool.ops import pristine
 from patch_tool.releases import fetch_release
 from patch_tool.workspace import Workspace
 
@@ -47,8 +47,11 @@ def probe(ws: Workspace, version: str, command: list[str] | None, log=print) -> 
     times: dict[str, float] = {}
     t = time.perf_counter()
     try:
-        release = fetch_release(pin.package, version, ws.cache, log=lambda m: log(f"  {m}"))
-        src = pristine_tree(release.wheel, release.sha256, ws.cache)
+        if version == pin.version:  # the pinned wheel is already cached and verified against the pin
+            src = pristine(ws, None, log=lambda m: log(f"  {m}"))
+        else:
+            release = fetch_release(pin.package, version, ws.cache, log=lambda m: log(f"  {m}"))
+            src = pristine_tree(release.wheel, release.sha256, ws.cache)
     except PatchToolError as e:
         return Probe(version, "skip", "fetch", f"download/verify failed: {e}", {"fetch": time.perf_counter() - t})
     times["fetch"] = time.perf_counter() - t

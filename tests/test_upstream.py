@@ -9,7 +9,7 @@ import pytest
 from patch_tool import PatchToolError, ops, releases, upstream
 from patch_tool.cli import main as cli_main
 from patch_tool.patchfile import parse_patch
-from test_patch_tool import ENGINE_PATCH, FILES, HEADER, UTIL_PATCH, write_repo
+from test_patch_tool import ENGINE_PATCH, FILES, UTIL_PATCH, write_repo
 
 ENGINE = FILES["sglang/engine.py"]
 
