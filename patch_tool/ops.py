@@ -184,9 +184,8 @@ def refresh(ws: Workspace, name: str, log=print) -> Path:
         for p in reversed(later):  # peel the later patches off the edited file
             for fd in p.files:
                 if fd.path == rel:
-                    rev = FileDiff(rel, [h.reversed() for h in reversed(fd.hunks)], fd.deleted, fd.created)
                     try:
-                        content, _ = apply_file(p.name, content, rev)
+                        content, _ = apply_file(p.name, content, fd.reversed())
                     except HunkFailed as e:
                         raise PatchToolError(f"edits to {rel} overlap the later patch {p.name}; "
                                              f"refresh that patch instead ({e.reason})") from None

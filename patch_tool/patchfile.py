@@ -46,6 +46,11 @@ class FileDiff:
     created: bool = False
     deleted: bool = False
 
+    def reversed(self) -> "FileDiff":
+        """The diff that undoes this one. Hunks keep their order: each is located in the
+        patched file, where they appear in the same order as in the original."""
+        return FileDiff(self.path, [h.reversed() for h in self.hunks], created=self.deleted, deleted=self.created)
+
 
 @dataclass
 class PatchFile:

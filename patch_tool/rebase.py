@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from patch_tool.apply import HunkFailed, Reader, apply_file, apply_series
 from patch_tool.merge import merge3
-from patch_tool.patchfile import FileDiff, PatchFile, diff_file
+from patch_tool.patchfile import PatchFile, diff_file
 
 
 @dataclass
@@ -24,14 +24,10 @@ class RebaseResult:
     files: list[str] = field(default_factory=list)
 
 
-def _reverse(fd: FileDiff) -> FileDiff:
-    return FileDiff(fd.path, [h.reversed() for h in fd.hunks], created=fd.deleted, deleted=fd.created)
-
-
 def _already_applied(patch: PatchFile, read: Reader) -> bool:
     try:
         for fd in patch.files:
-            apply_file(patch.name, read(fd.path), _reverse(fd))
+            apply_file(patch.name, read(fd.path), fd.reversed())
     except HunkFailed:
         return False
     return True

@@ -207,6 +207,39 @@ def test_new_and_refresh_round_trip(repo):
         assert parse_patch(f).render() == f.read_text(), name
 
 
+LATER_TWO_HUNKS_PATCH = HEADER.format(s="two hunks in engine.py") + """diff --git a/sglang/engine.py b/sglang/engine.py
+--- a/sglang/engine.py
++++ b/sglang/engine.py
+@@ -11,3 +11,3 @@
+ line 11
+-line 12
++line twelve
+ line 13
+@@ -23,3 +23,4 @@
+ line 23
+ line 24
++inserted after 24
+ line 25
+"""
+
+
+def test_refresh_peels_a_later_patch_with_several_hunks_in_the_same_file(repo):
+    (repo.patches_dir / "0003-later.patch").write_text(LATER_TWO_HUNKS_PATCH)
+    with open(repo.series_file, "a") as f:
+        f.write("0003-later.patch\n")
+    ops.apply(repo, log=quiet)
+    engine = repo.tree / "sglang/engine.py"
+    engine.write_text(engine.read_text().replace("line 20\n", "line twenty\n"))
+    ops.refresh(repo, "engine", log=quiet)
+    first = (repo.patches_dir / "0001-engine.patch").read_text()
+    assert "+line twenty" in first and "+line five" in first
+    assert "line twelve" not in first and "inserted after 24" not in first  # still 0003's
+    assert (repo.patches_dir / "0003-later.patch").read_text() == LATER_TWO_HUNKS_PATCH
+    expected = hash_tree(repo.tree)
+    ops.apply(repo, force=True, log=quiet)  # pristine + refreshed series == the edited tree
+    assert hash_tree(repo.tree) == expected
+
+
 def test_status_lists_edits(repo, capsys):
     ops.apply(repo, log=quiet)
     (repo.tree / "sglang/util.py").write_text("edited\n")
