@@ -172,3 +172,249 @@ def provider_kwargs(overrides):
 def test_reference_matches_independent_computation(name):
     overrides, run = SCENARIOS[name]
     run(ReferenceOps(**provider_kwargs(overrides)))
+
+
+# ---- every recorded call replayed against the real MindSpore primitive ------------------
+
+def ms_input(spec):
+    """A MindSpore input rebuilt from a recorded spec: integers by value, floats as zeros."""
+    if spec is None or spec[0] == "ints":
+        return None if spec is None else list(spec[1])
+    _, shape, dtype, values = spec
+    if values is not None:
+        return ms.Tensor(np.array(values, dtype=dtype).reshape(shape))
+    return ms.Tensor(np.zeros(shape, np.float32)).astype(getattr(ms, dtype))
+
+
+def to_ms_inputs(kwargs):
+    return {k: bridge.to_ms(v) if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+
+
+def run_on_mindspore(op, provider, kwargs):
+    """One call of the real primitive, forced and synchronized on its own; returns its outcome."""
+    try:
+        out = getattr(AscendOps(**provider), op)(**kwargs)
+        if isinstance(out, ms.Tensor):
+            out.asnumpy()
+        ms.runtime.synchronize()
+        outcome = "no error"
+    except Exception as e:  # noqa: BLE001 (the outcome is what is tested)
+        outcome = f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
+    canary = (ms.Tensor([1.0]) + ms.Tensor([2.0])).asnumpy()  # no error may bleed into the next op
+    assert canary[0] == 3.0
+    return outcome
+
+
+def unregistered(op):
+    return f"RuntimeError: The kernel {PRIM[op]} unregistered."
+
+
+def recorded_calls():
+    recorder = Recorder()
+    for overrides, run in SCENARIOS.values():
+        run(ReferenceOps(**provider_kwargs(overrides), recorder=recorder))
+    return recorder.calls
+
+
+def test_every_recorded_call_passes_mindspore_inference():
+    calls = recorded_calls()
+    assert {c.op for c in calls} == set(PRIM), "every op is exercised"
+    for call in calls:
+        inputs = {name: ms_input(spec) for name, spec in call.inputs.items()}
+        outcome = run_on_mindspore(call.op, call.provider, inputs)
+        assert outcome == unregistered(call.op), (call.op, call.inputs.keys(), outcome)
+
+
+# ---- documented constraints, each violated once ---------------------------------------
+
+F16, BF16, F32 = torch.float16, torch.bfloat16, torch.float32
+
+
+def base_call(op):
+    """A valid call of `op`: (provider overrides, kwargs with torch tensors)."""
+    if op == "reshape_and_cache":
+        cache = torch.zeros(4, 16, HKV, D, dtype=F16)
+        return {}, dict(key=rand(3, HKV * D), value=rand(3, HKV * D, seed=1), key_cache=cache,
+                        value_cache=cache.clone(), slot_mapping=i32([0, 17, 33]))
+    if op == "paged_attention":
+        cache = rand(4, 16, HKV, D)
+        return {}, dict(query=rand(4, H, D), key_cache=cache, value_cache=cache.clone(),
+                        block_tables=i32([[0, 1], [2, 3]]), context_lens=i32([20, 3]), q_seq_lens=i32([3, 1]),
+                        attn_mask=conventions.paged_lookahead_mask([3, 1], [20, 3], F16))
+    if op == "flash_attention":
+        return {}, dict(query=rand(7, H, D), key=rand(7, HKV, D), value=rand(7, HKV, D, seed=1),
+                        actual_seq_qlen=[3, 7], actual_seq_kvlen=[3, 7])
+    return dict(head_num=MLA_H, kv_head_num=1), dict(
+        query=rand(2, MLA_H, LATENT), q_rope=rand(2, MLA_H, ROPE), kv_cache=rand(3, 16, 1, LATENT),
+        k_rope=rand(3, 16, 1, ROPE), block_tables=i32([[0, 1], [2, 0]]), context_lens=i32([20, 5]),
+        q_seq_lens=i32([1, 1]))
+
+
+def cast(*names, dtype):
+    return lambda p, k: k.update({n: k[n].to(dtype) for n in names})
+
+
+def put(**values):
+    return lambda p, k: k.update(values)
+
+
+def provider(**values):
+    return lambda p, k: p.update(values)
+
+
+def reshape(name, *shape):
+    return lambda p, k: k.update({name: k[name].reshape(*shape)})
+
+
+# (op, what is broken, mutation, expected message, whether MindSpore's own inference rejects it)
+VIOLATIONS = [
+    ("reshape_and_cache", "3-D key", lambda p, k: k.update(key=k["key"].view(3, HKV, D), value=k["value"].view(3, HKV, D)),
+     "key/value must be 2-D", True),
+    ("reshape_and_cache", "fp32 everywhere", cast("key", "value", "key_cache", "value_cache", dtype=F32),
+     "key_cache must be float16 or bfloat16", True),
+    ("reshape_and_cache", "fp32 cache", cast("key_cache", "value_cache", dtype=F32),
+     "key_cache must be float16 or bfloat16", True),
+    ("reshape_and_cache", "fp32 key", cast("key", "value", dtype=F32), "key must be float16 or bfloat16", True),
+    ("reshape_and_cache", "fp16 key into bf16 cache", cast("key_cache", "value_cache", dtype=BF16),
+     "key and key_cache must share one dtype", True),
+    ("reshape_and_cache", "slot count", put(slot_mapping=i32([0, 17])), "one slot per token", True),
+    ("reshape_and_cache", "int64 slots", put(slot_mapping=torch.tensor([0, 17, 33])), "slot_mapping must be int32", False),
+    ("reshape_and_cache", "key width", lambda p, k: k.update(key=rand(3, 2 * HKV * D)), "key width == cache heads*head_dim", False),
+    ("reshape_and_cache", "slot out of range", put(slot_mapping=i32([0, 17, 64])), "slot_mapping entries in [0, blocks*block_size)", False),
+    ("reshape_and_cache", "duplicate slots", put(slot_mapping=i32([0, 17, 17])), "distinct", False),
+    ("reshape_and_cache", "block_size 8", lambda p, k: k.update(key_cache=torch.zeros(8, 8, HKV, D, dtype=F16),
+                                                               value_cache=torch.zeros(8, 8, HKV, D, dtype=F16)),
+     "block_size % 16 == 0", False),
+    ("paged_attention", "fp32 caches", cast("query", "key_cache", "value_cache", dtype=F32),
+     "key_cache must be float16 or bfloat16", True),
+    ("paged_attention", "fp32 query", cast("query", dtype=F32), "query must be float16 or bfloat16", True),
+    ("paged_attention", "bf16 query, fp16 cache", cast("query", "attn_mask", dtype=BF16),
+     "query, key_cache and value_cache must share one dtype", True),
+    ("paged_attention", "int64 block tables", put(block_tables=torch.tensor([[0, 1], [2, 3]])), "block_tables must be int32", False),
+    ("paged_attention", "int64 context lens", put(context_lens=torch.tensor([20, 3])), "context_lens must be int32", False),
+    ("paged_attention", "block entry == blocks", put(block_tables=i32([[0, 4], [2, 3]])), "block table entries must be in [0, blocks)", False),
+    ("paged_attention", "negative block entry", put(block_tables=i32([[0, 1], [-1, 3]])), "block table entries must be in [0, blocks)", False),
+    ("paged_attention", "table too narrow", put(block_tables=i32([[0], [2]])), "must cover ceil(context_len / block_size)", False),
+    ("paged_attention", "block_size 8", lambda p, k: k.update(key_cache=rand(8, 8, HKV, D), value_cache=rand(8, 8, HKV, D)),
+     "block_size % 16 == 0", False),
+    ("paged_attention", "head_size 272", lambda p, k: k.update(query=rand(4, H, 272), key_cache=rand(4, 16, HKV, 272),
+                                                              value_cache=rand(4, 16, HKV, 272)), "head_size <= 256", False),
+    ("paged_attention", "block 128 x head 256", lambda p, k: k.update(query=rand(4, H, 256), key_cache=rand(4, 128, HKV, 256),
+                                                                     value_cache=rand(4, 128, HKV, 256)),
+     "block_size * head_size <= 16384", False),
+    ("paged_attention", "kv heads do not divide", lambda p, k: (p.update(kv_head_num=4), k.update(
+        key_cache=rand(4, 16, 4, D), value_cache=rand(4, 16, 4, D))), "kv_head_num divides head_num", False),
+    ("paged_attention", "head_num != query heads", provider(head_num=2 * H), "query heads == head_num", False),
+    ("paged_attention", "cumulative q_seq_lens", put(q_seq_lens=i32([3, 4])), "per-request counts summing", False),
+    ("paged_attention", "no mask with q_seq_len > 1", put(attn_mask=None), "attn_mask required", False),
+    ("paged_attention", "mask hides nothing", lambda p, k: k.update(attn_mask=torch.zeros_like(k["attn_mask"])),
+     "attn_mask must hide exactly the future tokens", False),
+    ("paged_attention", "context_lens one short", put(context_lens=i32([20])), "block_tables has one row per request", False),
+    ("paged_attention", "2-D query", reshape("query", 4, H * D), "query must be 3-D", False),
+    ("flash_attention", "D = 20", lambda p, k: k.update(query=rand(7, H, 20), key=rand(7, HKV, 20), value=rand(7, HKV, 20)),
+     "D % 16 == 0", False),
+    ("flash_attention", "fp32", cast("query", "key", "value", dtype=F32), "query must be float16 or bfloat16", False),
+    ("flash_attention", "per-request lengths", put(actual_seq_qlen=[3, 4], actual_seq_kvlen=[3, 4]),
+     "must end at the token count (cumulative, TND)", False),
+    ("flash_attention", "decreasing per-request lengths", put(actual_seq_qlen=[5, 2], actual_seq_kvlen=[5, 2]),
+     "must be cumulative and strictly increasing", False),
+    ("flash_attention", "lengths as a tensor", put(actual_seq_qlen=torch.tensor([3, 7]), actual_seq_kvlen=torch.tensor([3, 7])),
+     "must be a host list of int", False),
+    ("flash_attention", "2-D query", reshape("query", 7, H * D), "query must be 3-D", True),
+    ("flash_attention", "kv heads do not divide", lambda p, k: k.update(key=rand(7, 4, D), value=rand(7, 4, D)),
+     "key heads (N2) divide query heads (N1)", False),
+    ("flash_attention", "query longer than kv", put(actual_seq_kvlen=[2, 7]), "S1 <= S2", False),
+    ("mla", "latent 256", lambda p, k: k.update(query=rand(2, MLA_H, 256), kv_cache=rand(3, 16, 1, 256)),
+     "MLA query is [T, H, 512]", True),
+    ("mla", "rope 32", lambda p, k: k.update(q_rope=rand(2, MLA_H, 32), k_rope=rand(3, 16, 1, 32)), "MLA q_rope is [T, H, 64]", True),
+    ("mla", "head_num 8", lambda p, k: (p.update(head_num=8), k.update(query=rand(2, 8, LATENT), q_rope=rand(2, 8, ROPE))),
+     "multiple of 16", True),
+    ("mla", "kv_head_num 2", provider(kv_head_num=2), "MLA kv_head_num must be 1", True),
+    ("mla", "2-D query", reshape("query", 2, MLA_H * LATENT), "MLA query is [T, H, 512]", True),
+    ("mla", "lengths disagree", put(context_lens=i32([20, 5, 1])), "one entry per request", True),
+    ("mla", "fp32", cast("query", "q_rope", "kv_cache", "k_rope", dtype=F32), "must be float16 or bfloat16", False),
+    ("mla", "bf16 rope cache", cast("k_rope", dtype=BF16), "must share one dtype", False),
+    ("mla", "two query tokens", lambda p, k: k.update(query=rand(3, MLA_H, LATENT), q_rope=rand(3, MLA_H, ROPE),
+                                                       q_seq_lens=i32([2, 1])), "decode only", False),
+    ("mla", "block_size 8", lambda p, k: k.update(kv_cache=rand(6, 8, 1, LATENT), k_rope=rand(6, 8, 1, ROPE),
+                                                   block_tables=i32([[0, 1, 2], [3, 0, 0]])), "block_size % 16 == 0", False),
+]
+VIOLATION_IDS = [f"{op}-{what}" for op, what, *_ in VIOLATIONS]
+
+
+def violated(op, mutate):
+    prov, kwargs = base_call(op)
+    mutate(prov, kwargs)
+    return provider_kwargs(prov), kwargs
+
+
+@pytest.mark.parametrize("op", sorted(PRIM))
+def test_base_calls_are_valid_for_both(op):
+    prov, kwargs = base_call(op)
+    getattr(ReferenceOps(**provider_kwargs(prov)), op)(**kwargs)
+    assert run_on_mindspore(op, provider_kwargs(prov), to_ms_inputs(kwargs)) == unregistered(op)
+
+
+@pytest.mark.parametrize("op, what, mutate, message, ms_rejects", VIOLATIONS, ids=VIOLATION_IDS)
+def test_reference_rejects_violation(op, what, mutate, message, ms_rejects):
+    prov, kwargs = violated(op, mutate)
+    with pytest.raises(ContractError, match=None) as err:
+        getattr(ReferenceOps(**prov), op)(**kwargs)
+    assert message in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("op, what, mutate, message, ms_rejects", VIOLATIONS, ids=VIOLATION_IDS)
+def test_mindspore_inference_on_the_same_violation(op, what, mutate, message, ms_rejects):
+    """Pins which violations MindSpore's own inference catches; the rest only the reference catches."""
+    prov, kwargs = violated(op, mutate)
+    outcome = run_on_mindspore(op, prov, to_ms_inputs(kwargs))
+    if ms_rejects:
+        assert outcome not in (unregistered(op), "no error"), outcome
+    else:
+        assert outcome == unregistered(op), outcome
+
+
+# ---- pinned signatures: a MindSpore rename or reorder must fail here ---------------------
+
+PINNED = {
+    ReshapeAndCache: ("(self)", "(self, key, value=None, key_cache=None, value_cache=None, slot_mapping=None)"),
+    PagedAttention: (
+        "(self, head_num, scale_value, kv_head_num, kv_cache_quant_mode='DEFAULT', mask_mode='MASK_DEFAULT', "
+        "mla_v_dim=0)",
+        "(self, query, key_cache, value_cache=None, block_tables=None, context_lens=None, antiquant_scale=None, "
+        "antiquant_offset=None, attn_mask=None, q_seq_lens=None, alibi_mask=None)"),
+    FlashAttentionScore: (
+        "(self, head_num, keep_prob=1.0, scale_value=1.0, pre_tokens=2147483647, next_tokens=2147483647, "
+        "inner_precise=0, input_layout='BSH', sparse_mode=0)",
+        "(self, query, key, value, real_shift=None, drop_mask=None, padding_mask=None, attn_mask=None, prefix=None, "
+        "actual_seq_qlen=None, actual_seq_kvlen=None)"),
+    Mla: ("(self)",
+          "(self, query, q_rope, kv_cache, k_rope, block_tables, attn_mask=None, deq_scale_qk=None, "
+          "deq_scale_pv=None, q_seq_lens=None, context_lens=None, head_num=32, scale_value=0.0, kv_head_num=1, "
+          "mask_mode='MASK_NONE', is_ring=0)"),
+}
+
+
+@pytest.mark.parametrize("prim", list(PINNED), ids=lambda p: p.__name__)
+def test_primitive_signatures_are_pinned(prim):
+    init, call = PINNED[prim]
+    assert (str(inspect.signature(prim.__init__)), str(inspect.signature(prim.__call__))) == (init, call)
+
+
+def test_both_providers_have_the_same_interface():
+    for method in PRIM:
+        real, spec = getattr(AscendOps, method), getattr(ReferenceOps, method)
+        assert inspect.signature(real) == inspect.signature(spec), method
+    init = list(inspect.signature(AscendOps.__init__).parameters)
+    assert list(inspect.signature(ReferenceOps.__init__).parameters)[:len(init)] == init
+
+
+def test_reference_writes_land_in_the_torch_pool_when_called_with_torch_or_mindspore():
+    pool = torch.zeros(2, 16, HKV, D, dtype=F16)
+    key = rand(2, HKV * D)
+    ops = ReferenceOps(H, HKV, SCALE)
+    ops.reshape_and_cache(key, None, pool, None, i32([3, 20]))  # torch in, torch pool
+    ops.reshape_and_cache(bridge.to_ms(key.flip(0)), None, bridge.to_ms(pool), None, bridge.to_ms(i32([4, 21])))
+    flat = pool.flatten(0, 1).flatten(1)  # [32, HKV*D]
+    assert torch.equal(flat[[3, 20]], key) and torch.equal(flat[[4, 21]], key.flip(0))
+    assert [c.op for c in ops.recorder.calls] == ["reshape_and_cache"] * 2
