@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import sys
 from pathlib import Path
 
-from patch_tool import PatchToolError, ops, releases, upstream
+from patch_tool import PatchToolError, cache, ops, releases, upstream
 from patch_tool.workspace import Workspace
 
 
@@ -36,23 +34,46 @@ def _parser() -> argparse.ArgumentParser:
     rb.add_argument("--in-place", action="store_true", help="overwrite sglang_patches/ (only when nothing conflicts)")
     rb.add_argument("--update-pin", action="store_true", help="move the pin to VERSION when every patch applied")
     sub.add_parser("releases", help="list the upstream releases on the index")
-    b = sub.add_parser("bisect", help="find the first upstream release that breaks the series or the test",
-                       epilog="COMMAND exit codes: 0 good, 125 skip, 1-127 bad, >=128 abort. It runs with the "
-                              "probed tree first on PYTHONPATH and in $PATCH_TOOL_TREE.")
+    b = sub.add_parser("bisect", usage="%(prog)s --good VERSION --bad VERSION [--out DIR] [-- COMMAND ...]",
+                       help="name the first release where the series stops applying, stops rebasing, fails the test",
+                       epilog=COMMAND_HELP)
     b.add_argument("--good", required=True, metavar="VERSION")
     b.add_argument("--bad", required=True, metavar="VERSION")
     b.add_argument("--out", type=Path, help="report directory (default: out/upstream)")
-    b.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND (default: the tiny-Qwen3 MindSpore smoke test)")
-    m = sub.add_parser("matrix", help="does the series apply / does the smoke test pass, per release")
+    m = sub.add_parser("matrix", usage="%(prog)s [VERSION ...] [--last N] [--no-test] [--out DIR] [-- COMMAND ...]",
+                       help="per release: download, apply, rebase, import, test", epilog=COMMAND_HELP)
     m.add_argument("versions", nargs="*", metavar="VERSION")
     m.add_argument("--last", type=int, help="the newest N releases on the index")
-    m.add_argument("--no-test", action="store_true", help="only fetch and apply, no smoke test")
+    m.add_argument("--no-test", action="store_true", help="only download, apply and rebase: no import, no test")
     m.add_argument("--out", type=Path, help="report directory (default: out/upstream)")
+    c = sub.add_parser("cache", help="show the download cache; --prune it to its size limit (least recently used first)")
+    c.add_argument("--prune", action="store_true", help="remove least recently used entries until the cache fits")
+    c.add_argument("--limit", help=f"size limit, e.g. 500M or 3G (default: ${cache.LIMIT_ENV} or {cache.DEFAULT_LIMIT}); "
+                                   "the pinned wheels and their trees are always kept")
     return p
 
 
+COMMAND_HELP = ("-- COMMAND (default: the tiny-Qwen3 MindSpore smoke test) runs with the probed tree first on "
+                "PYTHONPATH and in $PATCH_TOOL_TREE; exit codes as in `git bisect run`: 0 good, 125 skip, "
+                "1-127 bad, >=128 abort.")
+TAKES_COMMAND = ("bisect", "matrix")
+
+
+def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Everything after the first `--` is the test command, untouched by argparse."""
+    if "--" in argv:
+        at = argv.index("--")
+        return argv[:at], argv[at + 1:]
+    return argv, []
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv, command = _split_command(sys.argv[1:] if argv is None else list(argv))
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if command and args.cmd not in TAKES_COMMAND:
+        parser.error(f"only {' and '.join(TAKES_COMMAND)} take `-- COMMAND`")
+    args.command = command
     ws = Workspace.at(args.root, args.cache)
     try:
         return _run(args, ws)
@@ -91,12 +112,20 @@ def _run(args, ws: Workspace) -> int:
         return _bisect(ws, args)
     elif args.cmd == "matrix":
         return _matrix(ws, args)
+    elif args.cmd == "cache":
+        _cache(ws, args)
     return 0
 
 
-def _command(words: list[str]) -> list[str] | None:
-    words = words[1:] if words[:1] == ["--"] else words
-    return words or upstream.default_command()
+def _cache(ws: Workspace, args) -> None:
+    limit = cache.parse_size(args.limit) if args.limit else cache.limit_from_env()
+    keep = ops.pinned_cache_paths(ws)
+    if args.prune:
+        removed = cache.prune(ws.cache, limit, keep)
+        for e in removed:
+            print(f"removed {e.kind} {e.path.relative_to(ws.cache)} ({cache.human(e.size)})")
+        print(f"pruned {len(removed)} entries, {cache.human(sum(e.size for e in removed))}")
+    print(cache.describe(ws.cache, limit, keep))
 
 
 def _bisect(ws: Workspace, args) -> int:
@@ -105,13 +134,13 @@ def _bisect(ws: Workspace, args) -> int:
     print(f"bisecting {len(versions)} releases {args.good}..{args.bad}; reports in {out}")
     report = upstream.BisectReport(ws.pin().package, versions[0], versions[-1], versions)
     try:
-        upstream.bisect(ws, versions, _command(args.command), report=report)
+        upstream.bisect(ws, versions, args.command or upstream.default_command(), report=report)
     except KeyboardInterrupt:
         print("interrupted: the cache is consistent (entries are written atomically)", file=sys.stderr)
         raise
     finally:
         paths = upstream.write_reports(out, "bisect", report.to_markdown(), report.to_json())
-        print(f"\n{report.status.upper()}: {report.message}\nreports: {', '.join(map(str, paths))}")
+        print(f"\n{report.status.upper()}:\n{report.message}\nreports: {', '.join(map(str, paths))}\n{report.summary()}")
     return {"done": 0, "ambiguous": 3}.get(report.status, 1)
 
 
@@ -122,13 +151,14 @@ def _matrix(ws: Workspace, args) -> int:
         versions += releases.list_versions(package)[-args.last:]
     if not versions:
         raise PatchToolError("name releases, or pass --last N")
-    command = None if args.no_test else upstream.default_command()
+    if args.no_test and args.command:
+        raise PatchToolError("--no-test and `-- COMMAND` contradict each other")
+    command = None if args.no_test else (args.command or upstream.default_command())
     rows = upstream.matrix(ws, versions, command)
     out = args.out or ws.root / "out" / "upstream"
-    md = upstream.matrix_markdown(package, rows, command is not None)
-    js = json.dumps([dataclasses.asdict(r) for r in rows], indent=2)
-    paths = upstream.write_reports(out, "matrix", md, js)
-    if upstream.matrix_png(out / "matrix.png", rows, command is not None):
+    md = upstream.matrix_markdown(package, rows, command)
+    paths = upstream.write_reports(out, "matrix", md, upstream.matrix_json(rows))
+    if upstream.matrix_png(out / "matrix.png", rows):
         paths.append(out / "matrix.png")
     print("\n" + md + f"reports: {', '.join(map(str, paths))}")
     return 0 if all(r.verdict == "good" for r in rows) else 1

@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 from patch_tool import PatchToolError
+from patch_tool.cache import touch
 from patch_tool.pin import Pin, WheelPin
 
 
@@ -47,6 +48,7 @@ def fetch(pin: Pin, arch: str | None, cache: Path, log=print) -> Path:
     if target.exists():
         verify_file(target, wheel)
         log(f"cached: {target}")
+        touch(target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp:
@@ -102,6 +104,7 @@ def pristine_tree(wheel_path: Path, sha256: str, cache: Path) -> Path:
     """Unpack the verified wheel once into the cache; the result is read-only by convention."""
     target = cache / "pristine" / sha256
     if target.is_dir():
+        touch(target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".unpack-"))
@@ -109,6 +112,9 @@ def pristine_tree(wheel_path: Path, sha256: str, cache: Path) -> Path:
         with zipfile.ZipFile(wheel_path) as zf:
             zf.extractall(tmp)
         os.replace(tmp, target)
+    except zipfile.BadZipFile as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise PatchToolError(f"{wheel_path.name} is not a valid wheel: {e}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

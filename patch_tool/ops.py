@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from patch_tool import PatchToolError
+from patch_tool import PatchToolError, cache
 from patch_tool.apply import HunkFailed, PatchReport, apply_file, apply_series, materialize, tree_reader
 from patch_tool.fetch import fetch, pristine_tree, sha256_of, verify_file
 from patch_tool.patchfile import FileDiff, PatchFile, diff_file
@@ -16,6 +16,23 @@ def pristine(ws: Workspace, arch: str | None, log=print) -> Path:
     pin = ws.pin()
     wheel_path = fetch(pin, arch, ws.cache, log)
     return pristine_tree(wheel_path, pin.wheel(arch).sha256, ws.cache)
+
+
+def pinned_cache_paths(ws: Workspace) -> set[Path]:
+    """The pinned wheels and their unpacked trees: pruning the cache never removes them."""
+    pin = ws.pin()
+    return {path for w in pin.wheels.values()
+            for path in (ws.cache / "wheels" / w.file, ws.cache / "pristine" / w.sha256)}
+
+
+def release_tree(ws: Workspace, version: str, log=print):
+    """(release, its unpacked tree) for any release on the index, keeping the cache within its limit."""
+    from patch_tool.releases import fetch_release
+
+    release = fetch_release(ws.pin().package, version, ws.cache, log)
+    src = pristine_tree(release.wheel, release.sha256, ws.cache)
+    cache.enforce_limit(ws.cache, pinned_cache_paths(ws) | {release.wheel.parent, src}, log)
+    return release, src
 
 
 def verify(ws: Workspace, arch: str | None, log=print) -> None:
@@ -220,12 +237,10 @@ def rebase(ws: Workspace, version: str, out: Path | None = None, update_pin: boo
     """Replay the series onto `version`; writes the rebased series to `out` (never over the
     current series unless in_place). Returns the per-patch results."""
     from patch_tool.rebase import rebase_series
-    from patch_tool.releases import fetch_release
 
     pin = ws.pin()
     old_src = pristine(ws, None, log)
-    release = fetch_release(pin.package, version, ws.cache, log)
-    new_src = pristine_tree(release.wheel, release.sha256, ws.cache)
+    release, new_src = release_tree(ws, version, log)
     results = rebase_series(_checked_patches(ws), tree_reader(old_src), tree_reader(new_src))
     for r in results:
         log(f"{r.verdict.upper():9s} {r.name}" + (f"\n  {r.detail}" if r.detail else ""))

@@ -16,6 +16,7 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from patch_tool import PatchToolError
+from patch_tool.cache import touch
 from patch_tool.fetch import _pip, pip_env, pip_source_args, sha256_of
 
 
@@ -59,6 +60,7 @@ def fetch_release(package: str, version: str, cache: Path, log=print) -> Release
     for whl in folder.glob("*.whl") if folder.is_dir() else []:
         recorded = whl.with_suffix(".whl.sha256")
         if recorded.exists() and sha256_of(whl) == recorded.read_text().strip():
+            touch(folder)
             return Release(version, whl, recorded.read_text().strip())
         whl.unlink(missing_ok=True)  # corrupted or half-recorded: fetch again
         recorded.unlink(missing_ok=True)

@@ -1,8 +1,25 @@
-"""Probe upstream releases with the series: fetch -> apply -> test, then bisect or tabulate.
+"""Probe upstream releases with the series, tabulate them, and name the release that breaks it.
 
-A probe's verdict follows `git bisect run`: good (command exit 0), skip (the release could
-not be fetched, the series does not apply, or the command exited 125), bad (exit 1-127 but
-125). Exit >= 128 (a crash of the harness itself, or a signal) aborts the run.
+Every probed release goes through five stages, each with its own verdict:
+
+  fetch   download the wheel, verify its hash       good | skip (index, network, hash: not ours)
+  apply   the series as is, fuzz 0                  good | bad (patch, file, hunk)
+  rebase  when apply fails: replay the series three  good (clean / merged / droppable)
+          ways from the pinned release               | bad (conflict: patch, file, hunk)
+  import  the patched (or rebased) tree imports      good | bad | skip (the release itself does
+          every module the series touches            not import in this environment)
+  test    COMMAND on that tree, `git bisect run`     good (exit 0) | skip (125) | bad (1-127);
+          exit codes                                 >= 128 aborts the whole run
+
+A stage after a bad or skip one is "not run". Three questions are read off these verdicts,
+and `bisect` answers each with its own bisection over the same probes:
+
+  applies  does the series apply as is?                 the apply verdict
+  rebases  does it apply, or rebase cleanly?            apply good, else the rebase verdict
+  works    does the (rebased) series pass COMMAND?      import, then test; skip when nothing
+                                                        could be built (rebase conflict)
+
+A release that could not be fetched is a skip for every question.
 """
 from __future__ import annotations
 
@@ -15,27 +32,81 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from patch_tool import PatchToolError
+from patch_tool import PatchToolError, ops
 from patch_tool.apply import HunkFailed, apply_series, materialize, tree_reader
-from patch_tool.fetch import pristine_tree
-from patch_tool.ops import pristine
-from patch_tool.releases import fetch_release
+from patch_tool.patchfile import PatchFile
+from patch_tool.rebase import rebase_series
 from patch_tool.workspace import Workspace
 
 SKIP_EXIT = 125
+STAGES = ("fetch", "apply", "rebase", "import", "test")
+QUESTIONS = {
+    "applies": "the series applies as is",
+    "rebases": "the series applies or rebases cleanly",
+    "works": "the (rebased) series passes the test",
+}
+CODE_ROOT = Path(__file__).resolve().parent.parent  # the checkout holding patch_tool and mindspore_models
+
+
+class HarnessError(PatchToolError):
+    pass
+
+
+class _Verdict(Exception):
+    """A stage ended other than good."""
+
+    def __init__(self, verdict: str, detail: str):
+        super().__init__(detail)
+        self.verdict, self.detail = verdict, detail
+
+
+@dataclass
+class Stage:
+    verdict: str = "not run"  # good | bad | skip | not run
+    detail: str = ""
+    seconds: float = 0.0
 
 
 @dataclass
 class Probe:
     version: str
-    verdict: str  # good | bad | skip
-    stage: str  # fetch | apply | test
-    detail: str = ""
-    seconds: dict[str, float] = field(default_factory=dict)
+    stages: dict[str, Stage] = field(default_factory=lambda: {s: Stage() for s in STAGES})
 
+    def answer(self, question: str) -> str:
+        """good | bad | skip for one of QUESTIONS."""
+        return self._decided_by(question)[0]
 
-class HarnessError(PatchToolError):
-    pass
+    def culprit(self, question: str) -> str:
+        """The detail of the stage that decided `question`, naming it."""
+        stage = self._decided_by(question)[1]
+        return f"{stage}: {self.stages[stage].detail}"
+
+    def _decided_by(self, question: str) -> tuple[str, str]:
+        s = self.stages
+        if s["fetch"].verdict != "good":
+            return "skip", "fetch"
+        if question == "applies":
+            return s["apply"].verdict, "apply"
+        if question == "rebases":
+            return ("good", "apply") if s["apply"].verdict == "good" else (s["rebase"].verdict, "rebase")
+        if s["rebase"].verdict != "good":
+            return "skip", "rebase"
+        for name in ("import", "test"):
+            if s[name].verdict != "good":
+                return ("bad" if s[name].verdict == "bad" else "skip"), name
+        return "good", "test"
+
+    @property
+    def verdict(self) -> str:
+        """bad when any stage is bad, else skip when any is, else good."""
+        verdicts = {st.verdict for st in self.stages.values()}
+        return "bad" if "bad" in verdicts else "skip" if "skip" in verdicts else "good"
+
+    def summary(self) -> str:
+        parts = [f"{name} {st.verdict.upper() if st.verdict in ('bad', 'skip') else st.verdict}"
+                 for name, st in self.stages.items()]
+        first = next((st for st in self.stages.values() if st.verdict in ("bad", "skip")), None)
+        return ", ".join(parts) + (f"; {_first_line(first.detail)}" if first else "")
 
 
 def default_command() -> list[str]:
@@ -43,34 +114,79 @@ def default_command() -> list[str]:
 
 
 def probe(ws: Workspace, version: str, command: list[str] | None, log=print) -> Probe:
-    pin = ws.pin()
-    times: dict[str, float] = {}
-    t = time.perf_counter()
-    try:
-        if version == pin.version:  # the pinned wheel is already cached and verified against the pin
-            src = pristine(ws, None, log=lambda m: log(f"  {m}"))
-        else:
-            release = fetch_release(pin.package, version, ws.cache, log=lambda m: log(f"  {m}"))
-            src = pristine_tree(release.wheel, release.sha256, ws.cache)
-    except PatchToolError as e:
-        return Probe(version, "skip", "fetch", f"download/verify failed: {e}", {"fetch": time.perf_counter() - t})
-    times["fetch"] = time.perf_counter() - t
-    t = time.perf_counter()
-    try:
-        overlay, _ = apply_series(ws.patches(), tree_reader(src), fuzz=0)
-    except HunkFailed as e:
-        times["apply"] = time.perf_counter() - t
-        return Probe(version, "skip", "apply", f"{e.patch} does not apply: {e.path} hunk #{e.index}: {e.reason}", times)
-    times["apply"] = time.perf_counter() - t
-    if command is None:
-        return Probe(version, "good", "apply", "series applies (no test run)", times)
+    """All stages for one release; with no command, import and test are not run."""
+    result = Probe(version)
+    sub = lambda m: log(f"  {m}")  # noqa: E731
+    src = _run_stage(result, "fetch", lambda: _fetch(ws, version, sub))
+    if src is None:
+        return result
+    patches = ws.patches()
+    overlay = _run_stage(result, "apply", lambda: _apply(patches, src))
+    if overlay is None:
+        overlay = _run_stage(result, "rebase", lambda: _rebase(ws, patches, src))
+    else:
+        result.stages["rebase"] = Stage("good", "not needed")
+    if overlay is None or command is None:
+        return result
     with tempfile.TemporaryDirectory(dir=_scratch(ws), prefix=f"{version}-") as tmp:
         tree = Path(tmp) / "sglang"
         materialize(src, overlay, tree)
-        t = time.perf_counter()
-        verdict, detail = _run(command, tree, ws.root)
-        times["test"] = time.perf_counter() - t
-    return Probe(version, verdict, "test", detail, times)
+        if _run_stage(result, "import", lambda: _import(ws, tree, src, overlay)):
+            _run_stage(result, "test", lambda: _test(command, tree, ws))
+    return result
+
+
+def _run_stage(result: Probe, name: str, action):
+    """Runs one stage, records its verdict and time; returns its value, None unless good."""
+    t = time.perf_counter()
+    try:
+        value, detail = action()
+        stage = Stage("good", detail)
+    except _Verdict as v:
+        value, stage = None, Stage(v.verdict, v.detail)
+    stage.seconds = time.perf_counter() - t
+    result.stages[name] = stage
+    return value
+
+
+def _fetch(ws: Workspace, version: str, log) -> tuple[Path, str]:
+    try:
+        if version == ws.pin().version:  # the pinned wheel: cached and verified against the pin
+            return ops.pristine(ws, None, log), "the pinned wheel (sha256 from the pin)"
+        release, src = ops.release_tree(ws, version, log)
+    except PatchToolError as e:
+        raise _Verdict("skip", f"download/verify failed: {e}") from None
+    return src, f"{release.wheel.name} (sha256 {release.sha256[:12]}...)"
+
+
+def _apply(patches: list[PatchFile], src: Path) -> tuple[dict, str]:
+    try:
+        overlay, _ = apply_series(patches, tree_reader(src), fuzz=0)
+    except HunkFailed as e:
+        raise _Verdict("bad", _does_not_apply(e)) from None
+    return overlay, f"{len(patches)} patches apply with fuzz 0"
+
+
+def _does_not_apply(e: HunkFailed) -> str:
+    where = f"hunk #{e.index} ({e.hunk.header})" if e.hunk else "file header"
+    return f"{e.patch} does not apply: {e.path} {where}: {e.reason}"
+
+
+def _rebase(ws: Workspace, patches: list[PatchFile], src: Path) -> tuple[dict, str]:
+    pin = ws.pin()
+    old = ops.pristine(ws, None, log=lambda *_: None)
+    try:
+        results = rebase_series(patches, tree_reader(old), tree_reader(src))
+    except HunkFailed as e:
+        raise _Verdict("bad", f"the series does not apply to its own pin {pin.version}: {_does_not_apply(e)}") from None
+    conflict = next((r for r in results if r.verdict == "conflict"), None)
+    if conflict:
+        raise _Verdict("bad", f"{conflict.name} conflicts (three-way from {pin.version}): {conflict.detail}")
+    try:
+        overlay, _ = apply_series([r.patch for r in results if r.patch], tree_reader(src), fuzz=0)
+    except HunkFailed as e:  # a rebased patch that does not apply to the release it was rebased on
+        raise _Verdict("bad", f"rebased {_does_not_apply(e)}") from None
+    return overlay, f"from {pin.version}: " + ", ".join(f"{r.name} {r.verdict}" for r in results)
 
 
 def _scratch(ws: Workspace) -> Path:
@@ -79,18 +195,86 @@ def _scratch(ws: Workspace) -> Path:
     return path
 
 
-def _run(command: list[str], tree: Path, repo: Path) -> tuple[str, str]:
-    env = dict(os.environ, PATCH_TOOL_TREE=str(tree),
-               PYTHONPATH=os.pathsep.join([str(tree), str(repo), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tree.parent)
-    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-12:])
+def _env(tree: Path, ws: Workspace, **extra: str) -> dict[str, str]:
+    paths = [str(tree), str(CODE_ROOT)] + ([str(ws.root)] if ws.root != CODE_ROOT else [])
+    if os.environ.get("PYTHONPATH"):
+        paths.append(os.environ["PYTHONPATH"])
+    return dict(os.environ, PATCH_TOOL_TREE=str(tree), PYTHONPATH=os.pathsep.join(paths), **extra)
+
+
+def _tail(proc: subprocess.CompletedProcess, n: int = 12) -> str:
+    return "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-n:])
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else ""
+
+
+def touched_modules(paths) -> list[str]:
+    """The Python modules behind the tree paths a series touches, packages first."""
+    modules = set()
+    for path in paths:
+        if path.endswith(".py") and "/" in path:
+            parts = path[: -len(".py")].split("/")
+            modules.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+            modules.add(parts[0])
+    return sorted(modules, key=lambda m: (m.count("."), m))
+
+
+def _import_modules(modules: list[str], tree: Path, ws: Workspace, **extra: str) -> subprocess.CompletedProcess:
+    code = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)"
+    return subprocess.run([sys.executable, "-c", code, *modules], env=_env(tree, ws, **extra),
+                          capture_output=True, text=True, cwd=tree.parent)
+
+
+def _import(ws: Workspace, tree: Path, src: Path, overlay: dict) -> tuple[bool, str]:
+    """Import every module the series touches from the built tree. When that fails, the same
+    modules from the unpatched release tell whose fault it is."""
+    modules = touched_modules(p for p, text in overlay.items() if text is not None)
+    proc = _import_modules(modules, tree, ws)
     if proc.returncode == 0:
-        return "good", "test passed"
+        return True, f"imported {len(modules)} modules"
+    upstream_only = [m for m in modules if _module_exists(src, m)]
+    pristine = _import_modules(upstream_only, src, ws, PYTHONDONTWRITEBYTECODE="1")  # the cache stays pristine
+    if pristine.returncode != 0:
+        raise _Verdict("skip", f"the release itself does not import here (not the series):\n{_tail(pristine)}")
+    raise _Verdict("bad", f"the patched tree does not import (the release alone does):\n{_tail(proc)}")
+
+
+def _module_exists(root: Path, module: str) -> bool:
+    path = root.joinpath(*module.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _test(command: list[str], tree: Path, ws: Workspace) -> tuple[bool, str]:
+    proc = subprocess.run(command, env=_env(tree, ws), capture_output=True, text=True, cwd=tree.parent)
+    tail = _tail(proc)
+    if proc.returncode == 0:
+        return True, "test passed"
     if proc.returncode == SKIP_EXIT:
-        return "skip", f"test asked to skip (exit 125)\n{tail}"
+        raise _Verdict("skip", f"test asked to skip (exit 125)\n{tail}")
     if 0 < proc.returncode < 128:
-        return "bad", f"test failed (exit {proc.returncode})\n{tail}"
+        last = tail.splitlines()[-1] if tail else "no output"
+        raise _Verdict("bad", f"test failed (exit {proc.returncode}): {last}\n{tail}")
     raise HarnessError(f"test command aborted (exit {proc.returncode}); stopping\n{tail}")
+
+
+@dataclass
+class Answer:
+    question: str
+    status: str  # found | unbroken | ambiguous | unknown | error
+    first_bad: str | None = None
+    last_good: str | None = None
+    candidates: list[str] = field(default_factory=list)  # ambiguous / unknown: releases that could not be judged
+    detail: str = ""  # the first bad release's deciding stage: patch, file, hunk, or the test's last lines
+    message: str = ""
+
+
+PHRASES = {  # question -> (breaks, holds) for the one-line summary
+    "applies": ("stops applying as is at", "applies as is through"),
+    "rebases": ("stops rebasing cleanly at", "rebases cleanly through"),
+    "works": ("fails the test from", "passes the test through"),
+}
 
 
 @dataclass
@@ -100,72 +284,76 @@ class BisectReport:
     bad: str
     candidates: list[str]
     probes: list[Probe] = field(default_factory=list)
-    first_bad: str | None = None
-    ambiguous: list[str] = field(default_factory=list)
+    answers: dict[str, Answer] = field(default_factory=dict)
     status: str = "running"  # done | ambiguous | interrupted | error
     message: str = ""
 
+    def answer(self, question: str) -> Answer | None:
+        return self.answers.get(question)
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        data = asdict(self)
+        data["summary"] = self.summary()
+        return json.dumps(data, indent=2)
+
+    def summary(self) -> str:
+        """One line naming the breaking release per question."""
+        parts = []
+        for q, a in self.answers.items():
+            breaks, holds = PHRASES[q]
+            if a.status == "found":
+                parts.append(f"{breaks} {a.first_bad} ({_first_line(a.detail)})")
+            elif a.status == "unbroken":
+                parts.append(f"{holds} {a.last_good}")
+            elif a.status == "ambiguous":
+                parts.append(f"{breaks} one of {', '.join(a.candidates)} (skips hide which)")
+            elif a.status == "unknown":
+                parts.append(f"{holds} {a.last_good}, then {', '.join(a.candidates)} could not be judged")
+            else:
+                parts.append(f"{QUESTIONS[q]}: {a.message}")
+        text = "; ".join(parts) or self.message
+        return f"{self.package} {self.good}..{self.bad}: {text}"
 
     def to_markdown(self) -> str:
-        lines = [f"# Bisect of {self.package} releases {self.good}..{self.bad}", "",
-                 f"**{self.status}**: {self.message}", "",
-                 "| release | verdict | stage | detail | seconds |", "|---|---|---|---|---|"]
-        for p in sorted(self.probes, key=lambda p: self.candidates.index(p.version)):
-            detail = p.detail.splitlines()[0] if p.detail else ""
-            secs = " / ".join(f"{k} {v:.1f}" for k, v in p.seconds.items())
-            lines.append(f"| {p.version} | {p.verdict} | {p.stage} | {detail} | {secs} |")
+        lines = [f"# Bisect of {self.package} releases {self.good}..{self.bad}", "", f"**{self.status}**: {self.summary()}",
+                 "", "| question | answer | first bad | last good |", "|---|---|---|---|"]
+        for q, a in self.answers.items():
+            lines.append(f"| {QUESTIONS[q]} | {a.status} | {a.first_bad or '-'} | {a.last_good or '-'} |")
+        if self.status in ("interrupted", "error"):
+            lines += ["", self.message]
+        lines += ["", *probe_table(sorted(self.probes, key=lambda p: self.candidates.index(p.version)))]
+        for q, a in self.answers.items():
+            if a.status == "found":
+                lines += ["", f"## {QUESTIONS[q]}: first bad {a.first_bad}", "", "```", a.detail, "```"]
         return "\n".join(lines) + "\n"
 
 
 def bisect(ws: Workspace, versions: list[str], command: list[str] | None, log=print,
            report: BisectReport | None = None) -> BisectReport:
-    """Fills `report` as it goes, so a caller still holds what was learned after a Ctrl-C."""
+    """Answers every question in QUESTIONS over `versions` (oldest first; the first is the
+    known good end). Probes are shared between the questions. Fills `report` as it goes, so a
+    caller still holds what was learned after a Ctrl-C."""
     pin = ws.pin()
     report = report or BisectReport(pin.package, versions[0], versions[-1], versions)
     known: dict[int, Probe] = {}
 
-    def run(i: int) -> Probe:
-        step = len(report.probes) + 1
-        log(f"[{step}] probing {pin.package} {versions[i]} ...")
-        p = probe(ws, versions[i], command, log)
-        known[i] = p
-        report.probes.append(p)
-        log(f"[{step}] {versions[i]}: {p.verdict.upper()} ({p.stage}) {p.detail.splitlines()[0] if p.detail else ''}")
-        return p
+    def at(i: int) -> Probe:
+        if i not in known:
+            step = len(report.probes) + 1
+            log(f"[{step}] probing {pin.package} {versions[i]} ...")
+            known[i] = probe(ws, versions[i], command, log)
+            report.probes.append(known[i])
+            log(f"[{step}] {versions[i]}: {known[i].summary()}")
+        return known[i]
 
     try:
-        for i, want in ((0, "good"), (len(versions) - 1, "bad")):  # check both ends first
-            got = run(i).verdict
-            if got != want:
-                report.status = "error"
-                report.message = f"the {want} end {versions[i]} is {got}, not {want}; nothing to bisect"
-                return report
-        lo, hi = 0, len(versions) - 1
-        while hi - lo > 1:
-            untried = [i for i in range(lo + 1, hi) if i not in known]
-            if not untried:
-                break
-            mid = (lo + hi) / 2
-            i = min(untried, key=lambda j: (abs(j - mid), j))
-            left = len(untried)
-            log(f"    {left} untested release(s) between {versions[lo]} (good) and {versions[hi]} (bad)")
-            verdict = run(i).verdict
-            if verdict == "good":
-                lo = i
-            elif verdict == "bad":
-                hi = i
-        between = [versions[i] for i in range(lo + 1, hi)]
-        if not between:
-            report.status, report.first_bad = "done", versions[hi]
-            culprit = known[hi]
-            report.message = f"first bad release: {versions[hi]} (last good: {versions[lo]}); {culprit.detail.splitlines()[0]}"
-        else:
-            report.status = "ambiguous"
-            report.ambiguous = between + [versions[hi]]
-            report.message = (f"skipped releases hide the answer: the first bad release is one of "
-                              f"{', '.join(report.ambiguous)} (last good: {versions[lo]})")
+        for question in QUESTIONS:
+            answer = _bisect_question(question, versions, at, known, log)
+            report.answers[question] = answer
+            log(f"==> {QUESTIONS[question]}: {answer.message}")
+        statuses = {a.status for a in report.answers.values()}
+        report.status = "error" if "error" in statuses else "ambiguous" if statuses & {"ambiguous", "unknown"} else "done"
+        report.message = "\n".join(f"{QUESTIONS[q]}: {a.message}" for q, a in report.answers.items())
     except KeyboardInterrupt:
         report.status = "interrupted"
         report.message = "interrupted; " + _learned(versions, known)
@@ -175,12 +363,52 @@ def bisect(ws: Workspace, versions: list[str], command: list[str] | None, log=pr
     return report
 
 
+def _bisect_question(question: str, versions: list[str], at, known: dict[int, Probe], log) -> Answer:
+    verdict = lambda i: at(i).answer(question)  # noqa: E731
+    if verdict(0) != "good":
+        return Answer(question, "error", message=f"the good end {versions[0]} is {verdict(0)}, not good: "
+                                                 f"{_first_line(at(0).culprit(question))}")
+    hi = len(versions) - 1
+    while hi > 0 and verdict(hi) == "skip":  # the newest releases may not be judgeable (no download)
+        hi -= 1
+    if verdict(hi) == "good":
+        unjudged = versions[hi + 1:]
+        if not unjudged:
+            return Answer(question, "unbroken", last_good=versions[hi], message=f"no release up to {versions[hi]} breaks it")
+        return Answer(question, "unknown", last_good=versions[hi], candidates=unjudged,
+                      message=f"no release up to {versions[hi]} breaks it; {', '.join(unjudged)} could not be judged "
+                              f"({_first_line(at(hi + 1).culprit(question))})")
+    lo = 0
+    while True:
+        known_here = {i: p.answer(question) for i, p in known.items() if lo < i < hi}
+        hi = min([i for i, v in known_here.items() if v == "bad"], default=hi)  # the earliest known break first
+        lo = max([i for i, v in known_here.items() if v == "good" and i < hi], default=lo)
+        untried = [i for i in range(lo + 1, hi) if i not in known]
+        if not untried:
+            break
+        mid = (lo + hi) / 2
+        log(f"    {QUESTIONS[question]}: {len(untried)} untested release(s) between "
+            f"{versions[lo]} (good) and {versions[hi]} (bad)")
+        at(min(untried, key=lambda j: (abs(j - mid), j)))
+    between = versions[lo + 1: hi]
+    if between:  # every release between is known and skip
+        return Answer(question, "ambiguous", last_good=versions[lo], candidates=between + [versions[hi]],
+                      message=f"skipped releases hide the answer: the first bad release is one of "
+                              f"{', '.join(between + [versions[hi]])} (last good: {versions[lo]})")
+    detail = known[hi].culprit(question)
+    return Answer(question, "found", versions[hi], versions[lo], detail=detail,
+                  message=f"first bad release: {versions[hi]} (last good: {versions[lo]}); {_first_line(detail)}")
+
+
 def _learned(versions: list[str], known: dict[int, Probe]) -> str:
-    good = [i for i, p in known.items() if p.verdict == "good"]
-    bad = [i for i, p in known.items() if p.verdict == "bad"]
-    if not good or not bad:
-        return "too few probes to narrow the range"
-    return f"first bad release is after {versions[max(good)]} and at or before {versions[min(bad)]}"
+    facts = []
+    for q in QUESTIONS:
+        good = [i for i, p in known.items() if p.answer(q) == "good"]
+        bad = [i for i, p in known.items() if p.answer(q) == "bad"]
+        if good and bad and max(good) < min(bad):
+            facts.append(f"{QUESTIONS[q]}: the first bad release is after {versions[max(good)]} "
+                         f"and at or before {versions[min(bad)]}")
+    return "; ".join(facts) or "too few probes to narrow the range"
 
 
 def write_reports(out: Path, stem: str, markdown: str, json_text: str) -> list[Path]:
@@ -195,34 +423,52 @@ def matrix(ws: Workspace, versions: list[str], command: list[str] | None, log=pr
     rows = []
     for n, v in enumerate(versions, 1):
         log(f"[{n}/{len(versions)}] {v} ...")
-        p = probe(ws, v, command, log)
-        log(f"[{n}/{len(versions)}] {v}: {p.verdict.upper()} ({p.stage}) {p.detail.splitlines()[0] if p.detail else ''}")
-        rows.append(p)
+        rows.append(probe(ws, v, command, log))
+        log(f"[{n}/{len(versions)}] {v}: {rows[-1].summary()}")
     return rows
 
 
-def matrix_markdown(package: str, rows: list[Probe], tested: bool) -> str:
-    lines = [f"# {package} release matrix for the patch series", "",
-             "| release | series applies | smoke test | fetch s | apply s | test s |", "|---|---|---|---|---|---|"]
+GOOD_WORDS = {"fetch": "ok", "apply": "yes", "import": "ok", "test": "pass"}
+BAD_WORDS = {"apply": "no", "rebase": "conflict", "import": "fails", "test": "fails"}
+
+
+def _cell(name: str, stage: Stage) -> str:
+    if stage.verdict == "not run":
+        return "-"
+    line = _first_line(stage.detail).replace("|", "\\|")
+    if stage.verdict == "good":
+        return GOOD_WORDS.get(name, line)  # rebase: "not needed" or each patch's verdict
+    if stage.verdict == "bad":
+        return f"**{BAD_WORDS[name]}**: {line}"
+    return f"skip: {line}"
+
+
+def probe_table(probes: list[Probe]) -> list[str]:
+    lines = ["| release | download | applies as is | rebase | import | test | seconds |",
+             "|---|---|---|---|---|---|---|"]
+    for p in probes:
+        secs = " / ".join(f"{n} {s.seconds:.1f}" for n, s in p.stages.items() if s.verdict != "not run")
+        lines.append(f"| {p.version} | " + " | ".join(_cell(n, s) for n, s in p.stages.items()) + f" | {secs} |")
+    return lines
+
+
+def matrix_markdown(package: str, rows: list[Probe], command: list[str] | None) -> str:
+    test = "no test (--no-test)" if command is None else f"test: `{' '.join(command)}`"
+    lines = [f"# {package} release matrix for the patch series", "", test, "", *probe_table(rows)]
     for p in rows:
-        if p.stage == "fetch":
-            applies = "n/a (fetch failed)"
-        elif p.stage == "test" or p.verdict == "good":
-            applies = "yes"
-        else:
-            applies = f"**no**: {p.detail}"
-        if not tested or p.stage != "test":
-            test = "not run"
-        else:
-            test = "pass" if p.verdict == "good" else f"**{p.verdict}**: {p.detail.splitlines()[0]}"
-        s = p.seconds
-        test_s = f"{s['test']:.1f}" if "test" in s else "-"
-        lines.append(f"| {p.version} | {applies} | {test} | {s.get('fetch', 0):.1f} | {s.get('apply', 0):.2f} | {test_s} |")
+        failed = [(n, s) for n, s in p.stages.items() if s.verdict in ("bad", "skip") and "\n" in s.detail]
+        for name, stage in failed:
+            lines += ["", f"## {p.version}: {name} {stage.verdict}", "", "```", stage.detail, "```"]
     return "\n".join(lines) + "\n"
 
 
-def matrix_png(path: Path, rows: list[Probe], tested: bool) -> bool:
-    """A green/red/grey grid, release x stage. False when matplotlib is not installed."""
+def matrix_json(rows: list[Probe]) -> str:
+    return json.dumps([dict(asdict(p), verdict=p.verdict, answers={q: p.answer(q) for q in QUESTIONS})
+                       for p in rows], indent=2)
+
+
+def matrix_png(path: Path, rows: list[Probe]) -> bool:
+    """A release x stage grid. False when matplotlib is not installed."""
     try:
         import matplotlib
 
@@ -230,19 +476,16 @@ def matrix_png(path: Path, rows: list[Probe], tested: bool) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    stages = ["fetch", "apply"] + (["test"] if tested else [])
-    colors = {"pass": "#3a3", "fail": "#d33", "skip": "#bbb"}
-    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(stages), 0.8 + 0.35 * len(rows)))
+    colors = {"good": "#3a3", "bad": "#d33", "skip": "#e9b330", "not run": "#ddd"}
+    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(STAGES), 0.9 + 0.35 * len(rows)))
     for y, p in enumerate(rows):
-        for x, stage in enumerate(stages):
-            order = stages.index(p.stage)
-            state = "pass" if x < order or (x == order and p.verdict == "good") else ("fail" if x == order else "skip")
-            ax.add_patch(plt.Rectangle((x, y), 0.95, 0.9, color=colors[state]))
-    ax.set_xlim(0, len(stages))
+        for x, name in enumerate(STAGES):
+            ax.add_patch(plt.Rectangle((x, y), 0.95, 0.9, color=colors[p.stages[name].verdict]))
+    ax.set_xlim(0, len(STAGES))
     ax.set_ylim(0, len(rows))
-    ax.set_xticks([i + 0.47 for i in range(len(stages))], stages)
+    ax.set_xticks([i + 0.47 for i in range(len(STAGES))], STAGES)
     ax.set_yticks([i + 0.45 for i in range(len(rows))], [p.version for p in rows])
-    ax.set_title("series vs upstream releases (green pass, red fail, grey not reached)", fontsize=8)
+    ax.set_title("series vs upstream releases\n(green good, red bad, amber skip, grey not run)", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
