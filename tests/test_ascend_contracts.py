@@ -8,6 +8,7 @@
 4. The primitives' constructor and call signatures are pinned.
 """
 import inspect
+from functools import partial
 
 import mindspore as ms
 import numpy as np
@@ -27,6 +28,7 @@ from mindspore_models.attention.reference import ContractError, Recorder, Refere
 H, HKV, D = 6, 2, 32  # GQA: 3 query heads per KV head
 SCALE = D ** -0.5
 MLA_H, LATENT, ROPE = 16, 512, 64
+F16, BF16, F32 = torch.float16, torch.bfloat16, torch.float32
 PRIM = {"reshape_and_cache": "ReshapeAndCache", "paged_attention": "PagedAttention",
         "flash_attention": "FlashAttentionScore", "mla": "Mla"}
 TOL = {torch.float16: 3e-3, torch.bfloat16: 2.5e-2}
@@ -121,8 +123,8 @@ def scenario_paged(ops, page, dtype, q_lens, kv_lens, pass_q_lens=True):
 
 
 def scenario_flash(ops, dtype, lens):
-    q, k, v = rand(sum(lens), H, D, dtype=dtype), rand(sum(lens), HKV, D, dtype=dtype, seed=1), \
-        rand(sum(lens), HKV, D, dtype=dtype, seed=2)
+    n = sum(lens)
+    q, k, v = rand(n, H, D, dtype=dtype), rand(n, HKV, D, dtype=dtype, seed=1), rand(n, HKV, D, dtype=dtype, seed=2)
     ends = conventions.cumulative(lens)
     out = ops.flash_attention(bridge.to_ms(q), bridge.to_ms(k), bridge.to_ms(v), ends, ends)
     starts = [0] + ends[:-1]
@@ -130,37 +132,42 @@ def scenario_flash(ops, dtype, lens):
     close(out, np.concatenate(expected), dtype)
 
 
+def mla_request(ops, pool, rope_cache, b, n_kv):
+    """Write one request's latent/rope through the op; return its pages, query and expected output."""
+    dtype = pool.k.dtype
+    c, r = rand(n_kv, LATENT, dtype=dtype, seed=b), rand(n_kv, ROPE, dtype=dtype, seed=40 + b)
+    pages = pool.pages_for(n_kv)
+    slots = bridge.to_ms(i32(pool.slots(pages, 0, n_kv)))
+    ops.reshape_and_cache(bridge.to_ms(c), None, bridge.to_ms(pool.k), None, slots)  # latent cache only
+    ops.reshape_and_cache(bridge.to_ms(r), None, bridge.to_ms(rope_cache), None, slots)  # rope cache only
+    qn, qr = rand(1, MLA_H, LATENT, dtype=dtype, seed=50 + b), rand(1, MLA_H, ROPE, dtype=dtype, seed=60 + b)
+    keys = torch.cat([c, r], -1).unsqueeze(1)  # [n_kv, 1, 576]: MLA is MQA over [latent | rope]
+    return pages, qn, qr, naive_attention(torch.cat([qn, qr], -1), keys, c.unsqueeze(1), SCALE, n_kv)
+
+
 def scenario_mla(ops, page, dtype, kv_lens):
-    pool = Pool(8, page, 1, LATENT, dtype)
+    pool = Pool(8, page, 1, LATENT, dtype)  # .k is the latent cache [8, page, 1, 512]
     rope_cache = torch.zeros(8, page, 1, ROPE, dtype=dtype)
-    tables, expected, queries = [], [], []
-    for b, n_kv in enumerate(kv_lens):
-        c, r = rand(n_kv, LATENT, dtype=dtype, seed=b), rand(n_kv, ROPE, dtype=dtype, seed=40 + b)
-        tables.append(pool.pages_for(n_kv))
-        slots = bridge.to_ms(i32(pool.slots(tables[-1], 0, n_kv)))
-        ops.reshape_and_cache(bridge.to_ms(c), None, bridge.to_ms(pool.k), None, slots)  # latent only
-        ops.reshape_and_cache(bridge.to_ms(r), None, bridge.to_ms(rope_cache), None, slots)  # rope only
-        qn, qr = rand(1, MLA_H, LATENT, dtype=dtype, seed=50 + b), rand(1, MLA_H, ROPE, dtype=dtype, seed=60 + b)
-        queries.append((qn, qr))
-        keys = torch.cat([c, r], -1).unsqueeze(1)  # [n_kv, 1, 576]: MLA = MQA over [latent|rope]
-        expected.append(naive_attention(torch.cat([qn, qr], -1), keys, c.unsqueeze(1), SCALE, n_kv))
-    qn, qr = (torch.cat([q[i] for q in queries]) for i in (0, 1))
-    out = ops.mla(bridge.to_ms(qn), bridge.to_ms(qr), bridge.to_ms(pool.k), bridge.to_ms(rope_cache),
-                  bridge.to_ms(pool.table(tables)), bridge.to_ms(i32(kv_lens)), bridge.to_ms(i32([1] * len(kv_lens))))
+    tables, qn, qr, expected = zip(*[mla_request(ops, pool, rope_cache, b, n) for b, n in enumerate(kv_lens)])
+    out = ops.mla(bridge.to_ms(torch.cat(qn)), bridge.to_ms(torch.cat(qr)), bridge.to_ms(pool.k),
+                  bridge.to_ms(rope_cache), bridge.to_ms(pool.table(list(tables))), bridge.to_ms(i32(kv_lens)),
+                  bridge.to_ms(i32([1] * len(kv_lens))))
     close(out, np.concatenate(expected), dtype)
 
 
-SCENARIOS = {
-    "cache_write_page16_fp16": (dict(), lambda o: scenario_cache_write(o, 16, torch.float16)),
-    "cache_write_page128_bf16": (dict(), lambda o: scenario_cache_write(o, 128, torch.bfloat16)),
-    "decode_page16_fp16": (dict(), lambda o: scenario_paged(o, 16, torch.float16, [1, 1, 1], [1, 17, 40], False)),
-    "mixed_prefix_chunk_page16_fp16": (dict(), lambda o: scenario_paged(o, 16, torch.float16, [1, 5, 3, 7],
-                                                                        [9, 21, 3, 35])),
-    "chunked_page128_bf16": (dict(), lambda o: scenario_paged(o, 128, torch.bfloat16, [4, 1], [133, 5])),
-    "flash_fp16": (dict(), lambda o: scenario_flash(o, torch.float16, [5, 1, 12])),
-    "flash_bf16": (dict(), lambda o: scenario_flash(o, torch.bfloat16, [3, 17])),
-    "mla_page16_fp16": (dict(head_num=MLA_H, kv_head_num=1), lambda o: scenario_mla(o, 16, torch.float16, [1, 20, 45])),
-    "mla_page128_bf16": (dict(head_num=MLA_H, kv_head_num=1), lambda o: scenario_mla(o, 128, torch.bfloat16, [130, 7])),
+MHA, MLA = dict(), dict(head_num=MLA_H, kv_head_num=1)  # provider overrides
+SCENARIOS = {  # name -> (provider overrides, scenario on an ops provider)
+    "cache_write_page16_fp16": (MHA, partial(scenario_cache_write, page=16, dtype=F16)),
+    "cache_write_page128_bf16": (MHA, partial(scenario_cache_write, page=128, dtype=BF16)),
+    "decode_page16_fp16": (MHA, partial(scenario_paged, page=16, dtype=F16, q_lens=[1, 1, 1], kv_lens=[1, 17, 40],
+                                        pass_q_lens=False)),
+    "mixed_prefix_chunk_page16_fp16": (MHA, partial(scenario_paged, page=16, dtype=F16, q_lens=[1, 5, 3, 7],
+                                                    kv_lens=[9, 21, 3, 35])),
+    "chunked_page128_bf16": (MHA, partial(scenario_paged, page=128, dtype=BF16, q_lens=[4, 1], kv_lens=[133, 5])),
+    "flash_fp16": (MHA, partial(scenario_flash, dtype=F16, lens=[5, 1, 12])),
+    "flash_bf16": (MHA, partial(scenario_flash, dtype=BF16, lens=[3, 17])),
+    "mla_page16_fp16": (MLA, partial(scenario_mla, page=16, dtype=F16, kv_lens=[1, 20, 45])),
+    "mla_page128_bf16": (MLA, partial(scenario_mla, page=128, dtype=BF16, kv_lens=[130, 7])),
 }
 
 
@@ -227,8 +234,6 @@ def test_every_recorded_call_passes_mindspore_inference():
 
 # ---- documented constraints, each violated once ---------------------------------------
 
-F16, BF16, F32 = torch.float16, torch.bfloat16, torch.float32
-
 
 def base_call(op):
     """A valid call of `op`: (provider overrides, kwargs with torch tensors)."""
@@ -266,79 +271,94 @@ def reshape(name, *shape):
     return lambda p, k: k.update({name: k[name].reshape(*shape)})
 
 
+def both(*mutations):
+    return lambda p, k: [m(p, k) for m in mutations]
+
+
+KV = ("key_cache", "value_cache")
 # (op, what is broken, mutation, expected message, whether MindSpore's own inference rejects it)
 VIOLATIONS = [
-    ("reshape_and_cache", "3-D key", lambda p, k: k.update(key=k["key"].view(3, HKV, D), value=k["value"].view(3, HKV, D)),
+    ("reshape_and_cache", "3-D key", both(reshape("key", 3, HKV, D), reshape("value", 3, HKV, D)),
      "key/value must be 2-D", True),
-    ("reshape_and_cache", "fp32 everywhere", cast("key", "value", "key_cache", "value_cache", dtype=F32),
+    ("reshape_and_cache", "fp32 everywhere", cast("key", "value", *KV, dtype=F32),
      "key_cache must be float16 or bfloat16", True),
-    ("reshape_and_cache", "fp32 cache", cast("key_cache", "value_cache", dtype=F32),
-     "key_cache must be float16 or bfloat16", True),
+    ("reshape_and_cache", "fp32 cache", cast(*KV, dtype=F32), "key_cache must be float16 or bfloat16", True),
     ("reshape_and_cache", "fp32 key", cast("key", "value", dtype=F32), "key must be float16 or bfloat16", True),
-    ("reshape_and_cache", "fp16 key into bf16 cache", cast("key_cache", "value_cache", dtype=BF16),
+    ("reshape_and_cache", "fp16 key into bf16 cache", cast(*KV, dtype=BF16),
      "key and key_cache must share one dtype", True),
     ("reshape_and_cache", "slot count", put(slot_mapping=i32([0, 17])), "one slot per token", True),
-    ("reshape_and_cache", "int64 slots", put(slot_mapping=torch.tensor([0, 17, 33])), "slot_mapping must be int32", False),
-    ("reshape_and_cache", "key width", lambda p, k: k.update(key=rand(3, 2 * HKV * D)), "key width == cache heads*head_dim", False),
-    ("reshape_and_cache", "slot out of range", put(slot_mapping=i32([0, 17, 64])), "slot_mapping entries in [0, blocks*block_size)", False),
+    ("reshape_and_cache", "int64 slots", put(slot_mapping=torch.tensor([0, 17, 33])),
+     "slot_mapping must be int32", False),
+    ("reshape_and_cache", "key width", put(key=rand(3, 2 * HKV * D)), "key width == cache heads*head_dim", False),
+    ("reshape_and_cache", "slot out of range", put(slot_mapping=i32([0, 17, 64])),
+     "slot_mapping entries in [0, blocks*block_size)", False),
     ("reshape_and_cache", "duplicate slots", put(slot_mapping=i32([0, 17, 17])), "distinct", False),
-    ("reshape_and_cache", "block_size 8", lambda p, k: k.update(key_cache=torch.zeros(8, 8, HKV, D, dtype=F16),
-                                                               value_cache=torch.zeros(8, 8, HKV, D, dtype=F16)),
+    ("reshape_and_cache", "block_size 8", put(key_cache=rand(8, 8, HKV, D), value_cache=rand(8, 8, HKV, D)),
      "block_size % 16 == 0", False),
-    ("paged_attention", "fp32 caches", cast("query", "key_cache", "value_cache", dtype=F32),
-     "key_cache must be float16 or bfloat16", True),
+    ("paged_attention", "fp32 caches", cast("query", *KV, dtype=F32), "key_cache must be float16 or bfloat16", True),
     ("paged_attention", "fp32 query", cast("query", dtype=F32), "query must be float16 or bfloat16", True),
     ("paged_attention", "bf16 query, fp16 cache", cast("query", "attn_mask", dtype=BF16),
      "query, key_cache and value_cache must share one dtype", True),
-    ("paged_attention", "int64 block tables", put(block_tables=torch.tensor([[0, 1], [2, 3]])), "block_tables must be int32", False),
-    ("paged_attention", "int64 context lens", put(context_lens=torch.tensor([20, 3])), "context_lens must be int32", False),
-    ("paged_attention", "block entry == blocks", put(block_tables=i32([[0, 4], [2, 3]])), "block table entries must be in [0, blocks)", False),
-    ("paged_attention", "negative block entry", put(block_tables=i32([[0, 1], [-1, 3]])), "block table entries must be in [0, blocks)", False),
-    ("paged_attention", "table too narrow", put(block_tables=i32([[0], [2]])), "must cover ceil(context_len / block_size)", False),
-    ("paged_attention", "block_size 8", lambda p, k: k.update(key_cache=rand(8, 8, HKV, D), value_cache=rand(8, 8, HKV, D)),
+    ("paged_attention", "int64 block tables", put(block_tables=torch.tensor([[0, 1], [2, 3]])),
+     "block_tables must be int32", False),
+    ("paged_attention", "int64 context lens", put(context_lens=torch.tensor([20, 3])),
+     "context_lens must be int32", False),
+    ("paged_attention", "block entry == blocks", put(block_tables=i32([[0, 4], [2, 3]])),
+     "block table entries must be in [0, blocks)", False),
+    ("paged_attention", "negative block entry", put(block_tables=i32([[0, 1], [-1, 3]])),
+     "block table entries must be in [0, blocks)", False),
+    ("paged_attention", "table too narrow", put(block_tables=i32([[0], [2]])),
+     "must cover ceil(context_len / block_size)", False),
+    ("paged_attention", "block_size 8", put(key_cache=rand(8, 8, HKV, D), value_cache=rand(8, 8, HKV, D)),
      "block_size % 16 == 0", False),
-    ("paged_attention", "head_size 272", lambda p, k: k.update(query=rand(4, H, 272), key_cache=rand(4, 16, HKV, 272),
-                                                              value_cache=rand(4, 16, HKV, 272)), "head_size <= 256", False),
-    ("paged_attention", "block 128 x head 256", lambda p, k: k.update(query=rand(4, H, 256), key_cache=rand(4, 128, HKV, 256),
-                                                                     value_cache=rand(4, 128, HKV, 256)),
+    ("paged_attention", "head_size 272",
+     put(query=rand(4, H, 272), key_cache=rand(4, 16, HKV, 272), value_cache=rand(4, 16, HKV, 272)),
+     "head_size <= 256", False),
+    ("paged_attention", "block 128 x head 256",
+     put(query=rand(4, H, 256), key_cache=rand(4, 128, HKV, 256), value_cache=rand(4, 128, HKV, 256)),
      "block_size * head_size <= 16384", False),
-    ("paged_attention", "kv heads do not divide", lambda p, k: (p.update(kv_head_num=4), k.update(
-        key_cache=rand(4, 16, 4, D), value_cache=rand(4, 16, 4, D))), "kv_head_num divides head_num", False),
+    ("paged_attention", "kv heads do not divide",
+     both(provider(kv_head_num=4), put(key_cache=rand(4, 16, 4, D), value_cache=rand(4, 16, 4, D))),
+     "kv_head_num divides head_num", False),
     ("paged_attention", "head_num != query heads", provider(head_num=2 * H), "query heads == head_num", False),
     ("paged_attention", "cumulative q_seq_lens", put(q_seq_lens=i32([3, 4])), "per-request counts summing", False),
     ("paged_attention", "no mask with q_seq_len > 1", put(attn_mask=None), "attn_mask required", False),
-    ("paged_attention", "mask hides nothing", lambda p, k: k.update(attn_mask=torch.zeros_like(k["attn_mask"])),
+    ("paged_attention", "mask hides nothing", put(attn_mask=torch.zeros(4, 20, dtype=F16)),
      "attn_mask must hide exactly the future tokens", False),
-    ("paged_attention", "context_lens one short", put(context_lens=i32([20])), "block_tables has one row per request", False),
+    ("paged_attention", "context_lens one short", put(context_lens=i32([20])),
+     "block_tables has one row per request", False),
     ("paged_attention", "2-D query", reshape("query", 4, H * D), "query must be 3-D", False),
-    ("flash_attention", "D = 20", lambda p, k: k.update(query=rand(7, H, 20), key=rand(7, HKV, 20), value=rand(7, HKV, 20)),
+    ("flash_attention", "D = 20", put(query=rand(7, H, 20), key=rand(7, HKV, 20), value=rand(7, HKV, 20)),
      "D % 16 == 0", False),
     ("flash_attention", "fp32", cast("query", "key", "value", dtype=F32), "query must be float16 or bfloat16", False),
     ("flash_attention", "per-request lengths", put(actual_seq_qlen=[3, 4], actual_seq_kvlen=[3, 4]),
      "must end at the token count (cumulative, TND)", False),
     ("flash_attention", "decreasing per-request lengths", put(actual_seq_qlen=[5, 2], actual_seq_kvlen=[5, 2]),
      "must be cumulative and strictly increasing", False),
-    ("flash_attention", "lengths as a tensor", put(actual_seq_qlen=torch.tensor([3, 7]), actual_seq_kvlen=torch.tensor([3, 7])),
+    ("flash_attention", "lengths as a tensor",
+     put(actual_seq_qlen=torch.tensor([3, 7]), actual_seq_kvlen=torch.tensor([3, 7])),
      "must be a host list of int", False),
     ("flash_attention", "2-D query", reshape("query", 7, H * D), "query must be 3-D", True),
-    ("flash_attention", "kv heads do not divide", lambda p, k: k.update(key=rand(7, 4, D), value=rand(7, 4, D)),
+    ("flash_attention", "kv heads do not divide", put(key=rand(7, 4, D), value=rand(7, 4, D)),
      "key heads (N2) divide query heads (N1)", False),
     ("flash_attention", "query longer than kv", put(actual_seq_kvlen=[2, 7]), "S1 <= S2", False),
-    ("mla", "latent 256", lambda p, k: k.update(query=rand(2, MLA_H, 256), kv_cache=rand(3, 16, 1, 256)),
+    ("mla", "latent 256", put(query=rand(2, MLA_H, 256), kv_cache=rand(3, 16, 1, 256)),
      "MLA query is [T, H, 512]", True),
-    ("mla", "rope 32", lambda p, k: k.update(q_rope=rand(2, MLA_H, 32), k_rope=rand(3, 16, 1, 32)), "MLA q_rope is [T, H, 64]", True),
-    ("mla", "head_num 8", lambda p, k: (p.update(head_num=8), k.update(query=rand(2, 8, LATENT), q_rope=rand(2, 8, ROPE))),
+    ("mla", "rope 32", put(q_rope=rand(2, MLA_H, 32), k_rope=rand(3, 16, 1, 32)), "MLA q_rope is [T, H, 64]", True),
+    ("mla", "head_num 8", both(provider(head_num=8), put(query=rand(2, 8, LATENT), q_rope=rand(2, 8, ROPE))),
      "multiple of 16", True),
     ("mla", "kv_head_num 2", provider(kv_head_num=2), "MLA kv_head_num must be 1", True),
     ("mla", "2-D query", reshape("query", 2, MLA_H * LATENT), "MLA query is [T, H, 512]", True),
     ("mla", "lengths disagree", put(context_lens=i32([20, 5, 1])), "one entry per request", True),
     ("mla", "fp32", cast("query", "q_rope", "kv_cache", "k_rope", dtype=F32), "must be float16 or bfloat16", False),
     ("mla", "bf16 rope cache", cast("k_rope", dtype=BF16), "must share one dtype", False),
-    ("mla", "two query tokens", lambda p, k: k.update(query=rand(3, MLA_H, LATENT), q_rope=rand(3, MLA_H, ROPE),
-                                                       q_seq_lens=i32([2, 1])), "decode only", False),
-    ("mla", "block_size 8", lambda p, k: k.update(kv_cache=rand(6, 8, 1, LATENT), k_rope=rand(6, 8, 1, ROPE),
-                                                   block_tables=i32([[0, 1, 2], [3, 0, 0]])), "block_size % 16 == 0", False),
+    ("mla", "two query tokens",
+     put(query=rand(3, MLA_H, LATENT), q_rope=rand(3, MLA_H, ROPE), q_seq_lens=i32([2, 1])), "decode only", False),
+    ("mla", "block_size 8",
+     put(kv_cache=rand(6, 8, 1, LATENT), k_rope=rand(6, 8, 1, ROPE), block_tables=i32([[0, 1, 2], [3, 0, 0]])),
+     "block_size % 16 == 0", False),
 ]
+
 VIOLATION_IDS = [f"{op}-{what}" for op, what, *_ in VIOLATIONS]
 
 

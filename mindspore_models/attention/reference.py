@@ -43,6 +43,9 @@ class CallRecord:
 
 @dataclass
 class Recorder:
+    """Every call, valid or not, recorded before it is checked: integer tensors by value
+    (block tables, lengths, slots), float tensors by shape and dtype only."""
+
     calls: list = field(default_factory=list)
 
     def record(self, op: str, provider: dict, **inputs) -> None:
@@ -214,7 +217,7 @@ class ReferenceOps:
         q_lens = _lengths(q_seq_lens)
         require(len(q_lens) == ctx.shape[0], "q_seq_lens has one entry per request")
         require(sum(q_lens) == q.shape[0], "q_seq_lens are per-request counts summing to the query tokens",
-                f"sum {sum(q_lens)} vs {q.shape[0]} tokens (cumulative lengths given?)")
+                f"sum {sum(q_lens)} vs {q.shape[0]} tokens; cumulative lengths given?")
         require(all(1 <= n <= c for n, c in zip(q_lens, _lengths(ctx))), "1 <= q_seq_len <= context_len")
         return q_lens
 
@@ -324,8 +327,9 @@ def _check_cumulative(name: str, ends, total: int) -> list[int]:
     require(isinstance(ends, (list, tuple)) and all(isinstance(n, int) for n in ends),
             f"{name} must be a host list of int")
     require(0 < len(ends) <= 1024, f"{name}: 1 to 1024 requests", f"got {len(ends)}")
-    require(all(b > a for a, b in zip([0] + list(ends), ends)),
-            f"{name} must be cumulative and strictly increasing (TND, no empty request)", f"got {list(ends)}")
+    increasing = all(b > a for a, b in zip([0] + list(ends), ends))
+    require(increasing, f"{name} must be cumulative and strictly increasing (TND, no empty request)",
+            f"got {list(ends)}")
     require(ends[-1] == total, f"{name} must end at the token count (cumulative, TND)",
             f"last {ends[-1]} vs {total} tokens")
     return list(ends)
