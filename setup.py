@@ -37,7 +37,12 @@ INSTALL_REQUIRES = [
     "compressed-tensors", "gguf", "openai", "xgrammar==0.2.7", "jsonschema", "soundfile",
     "openai-harmony",
 ]
-EXTRAS = {"npu": ["torch_npu", "triton-ascend"]}  # Ascend only; not installable on CI machines
+# The Ascend set (torch == torch-npu release, triton-ascend, mindspore, numpy) and the CANN version it
+# needs: ONE file, also read by ci/setup_npu.sh and tests/test_npu_install.py. Ascend only.
+from mindspore_models.provenance import NPU_REQUIREMENTS_FILE, parse_npu_set  # noqa: E402
+
+NPU_SET = parse_npu_set((ROOT / NPU_REQUIREMENTS_FILE).read_text())
+EXTRAS = {"npu": NPU_SET["requirements"]}
 
 
 def patched_tree(ws: Workspace) -> dict:
@@ -73,7 +78,7 @@ def provenance() -> dict:
     return {
         "wheel_version": VERSION, "upstream": f"{PIN.package}=={PIN.version}",
         "upstream_wheel": PIN.wheel().file, "upstream_sha256": PIN.wheel().sha256,
-        "series_sha256": STATE["series_hash"], "patches": patches,
+        "series_sha256": STATE["series_hash"], "patches": patches, "npu": NPU_SET,
     }
 
 
