@@ -134,3 +134,65 @@ def test_npu_set_resolves_for_linux_aarch64_py311(tmp_path):
     assert Version(got["numpy"]) < Version("2")
     for name, req in by_name(info["requirements"]).items():
         assert req.specifier.contains(got[name], prereleases=True), f"{name} resolved to {got[name]}, not {req}"
+
+
+# ci/setup_npu.sh: the real install needs an Ascend host; its plan (--dry-run) and its final check
+# (--verify-only, run against fake site-packages) are tested here.
+SETUP_NPU = ROOT / "ci" / "setup_npu.sh"
+
+
+def setup_npu(*args: str, site: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHON": sys.executable}
+    env.pop("ASCEND_HOME_PATH", None)
+    if site is not None:
+        env["SGLMS_SITE"] = str(site)
+    return subprocess.run(["bash", str(SETUP_NPU), *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def fake_site(root: Path, dists: dict[str, str], triton_owners: tuple[str, ...]) -> Path:
+    """dist-info directories only: {name: version}; triton_owners list triton/__init__.py in RECORD."""
+    root.mkdir()
+    for name, version in dists.items():
+        info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        files = ["triton/__init__.py,,"] if name in triton_owners else [f"{name.replace('-', '_')}/__init__.py,,"]
+        (info / "RECORD").write_text("\n".join(files + [f"{info.name}/RECORD,,"]) + "\n")
+    return root
+
+
+def pinned_versions() -> dict[str, str]:
+    return {name: str(pinned(req)) for name, req in by_name(npu_set()["requirements"]).items()
+            if next(iter(req.specifier)).operator == "=="}
+
+
+def test_setup_npu_dry_run_prints_the_plan_in_order():
+    proc = setup_npu("--dry-run", "--wheel", "/w/sglang_mindspore-0-cp311-cp311-linux_aarch64.whl", "--no-smoke")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    info = npu_set()
+    assert f"CANN {info['cann']}" in out and " ".join(info["requirements"]) in out
+    triton_ascend = str(by_name(info["requirements"])["triton-ascend"])
+    steps = [out.index("install /w/sglang_mindspore-0-cp311-cp311-linux_aarch64.whl[npu]"),
+             out.index("uninstall -y triton triton-ascend"),
+             out.index(f"install --no-deps --force-reinstall {triton_ascend}"),
+             out.index("5. verify")]
+    assert steps == sorted(steps), out
+    assert "sgl-kernel-npu" in proc.stderr and "releases" in proc.stderr  # where to get it, loudly
+
+
+def test_setup_npu_verify_wants_exactly_one_triton_and_one_torch_release(tmp_path):
+    good = pinned_versions()  # torch, torch-npu, triton-ascend, mindspore at their pins
+    good["numpy"] = "1.26.4"
+    # after step 1: community triton (pulled by torch) and triton-ascend both own triton/
+    both = fake_site(tmp_path / "both", {**good, "triton": "3.6.0"}, ("triton", "triton-ascend"))
+    proc = setup_npu("--verify-only", site=both)
+    assert proc.returncode != 0 and "exactly one triton" in proc.stderr, proc.stdout + proc.stderr
+    # after steps 2-3: triton-ascend alone
+    one = fake_site(tmp_path / "one", good, ("triton-ascend",))
+    proc = setup_npu("--verify-only", site=one)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # torch of another release than torch-npu
+    skew = fake_site(tmp_path / "skew", {**good, "torch": "2.9.0"}, ("triton-ascend",))
+    proc = setup_npu("--verify-only", site=skew)
+    assert proc.returncode != 0 and "not one release" in proc.stderr, proc.stdout + proc.stderr
