@@ -196,3 +196,41 @@ def test_setup_npu_verify_wants_exactly_one_triton_and_one_torch_release(tmp_pat
     skew = fake_site(tmp_path / "skew", {**good, "torch": "2.9.0"}, ("triton-ascend",))
     proc = setup_npu("--verify-only", site=skew)
     assert proc.returncode != 0 and "not one release" in proc.stderr, proc.stdout + proc.stderr
+
+
+AARCH64_TOOLCHAIN = """set(CMAKE_SYSTEM_NAME Linux)
+set(CMAKE_SYSTEM_PROCESSOR aarch64)
+set(CMAKE_CXX_COMPILER aarch64-linux-gnu-g++)
+set(CMAKE_FIND_ROOT_PATH /usr/aarch64-linux-gnu)
+set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
+set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
+"""
+
+
+@pytest.mark.skipif(os.environ.get("SGLMS_TEST_AARCH64_CROSS") != "1",
+                    reason="opt-in: needs Debian's g++-aarch64-linux-gnu; set SGLMS_TEST_AARCH64_CROSS=1")
+def test_cpu_kernels_cross_compile_for_aarch64(tmp_path):
+    """The wheel's CMake project, configured and built for aarch64 (an Ascend host's CPU) with the
+    same flags (-O3 -Wall -Wextra -Werror): every kernel symbol is exported."""
+    import shutil
+
+    if not shutil.which("aarch64-linux-gnu-g++") or not shutil.which("cmake"):
+        pytest.skip("aarch64-linux-gnu-g++ or cmake not installed")
+    toolchain = tmp_path / "aarch64.cmake"
+    toolchain.write_text(AARCH64_TOOLCHAIN)
+    build = tmp_path / "build"
+    for cmd in (["cmake", "-S", str(ROOT), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
+                 f"-DCMAKE_TOOLCHAIN_FILE={toolchain}"],
+                ["cmake", "--build", str(build), "-j", "2"]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    lib = build / "kernels" / "cpu" / "libsglms_cpu_kernels.so"
+    assert b"\x7fELF" == lib.read_bytes()[:4] and lib.read_bytes()[18] == 183  # e_machine EM_AARCH64
+    from mindspore_models import kernels
+
+    nm = subprocess.run(["aarch64-linux-gnu-nm", "-D", "--defined-only", str(lib)],
+                        capture_output=True, text=True, check=True).stdout
+    exported = {line.split()[-1] for line in nm.splitlines() if line.strip()}
+    missing = [k for k in kernels.KERNELS if k not in exported]
+    assert not missing, f"not exported by the aarch64 build: {missing}"
