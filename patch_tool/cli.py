@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--last", type=int, help="the newest N releases on the index")
     m.add_argument("--no-test", action="store_true", help="only download, apply and rebase: no import, no test")
     m.add_argument("--out", type=Path, help="report directory (default: out/upstream)")
+    t = sub.add_parser("track", usage="%(prog)s [--last N] [--out DIR] [-- COMMAND ...]",
+                       help="CI: matrix of the newest releases; bisect from the pin when the newest is not good; "
+                            "exit 1 only when the newest release breaks the series", epilog=COMMAND_HELP)
+    t.add_argument("--last", type=int, default=5, help="the newest N releases on the index (default 5)")
+    t.add_argument("--out", type=Path, help="report directory (default: out/upstream)")
     c = sub.add_parser("cache", help="show the download cache; --prune it to its size limit (least recently used first)")
     c.add_argument("--prune", action="store_true", help="remove least recently used entries until the cache fits")
     c.add_argument("--limit", help=f"size limit, e.g. 500M or 3G (default: ${cache.LIMIT_ENV} or {cache.DEFAULT_LIMIT}); "
@@ -56,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
 COMMAND_HELP = ("-- COMMAND (default: the tiny-Qwen3 MindSpore smoke test) runs with the probed tree first on "
                 "PYTHONPATH and in $PATCH_TOOL_TREE; exit codes as in `git bisect run`: 0 good, 125 skip, "
                 "1-127 bad, >=128 abort.")
-TAKES_COMMAND = ("bisect", "matrix")
+TAKES_COMMAND = ("bisect", "matrix", "track")
 
 
 def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -112,6 +117,12 @@ def _run(args, ws: Workspace) -> int:
         return _bisect(ws, args)
     elif args.cmd == "matrix":
         return _matrix(ws, args)
+    elif args.cmd == "track":
+        versions = releases.list_versions(ws.pin().package)[-args.last:]
+        code, line = upstream.track(ws, versions, args.command or upstream.default_command(),
+                                    args.out or ws.root / "out" / "upstream")
+        print(line)
+        return code
     elif args.cmd == "cache":
         _cache(ws, args)
     return 0
@@ -129,7 +140,7 @@ def _cache(ws: Workspace, args) -> None:
 
 
 def _bisect(ws: Workspace, args) -> int:
-    versions = releases.between(releases.list_versions(ws.pin().package), args.good, args.bad)
+    versions = upstream.releases_between(ws, args.good, args.bad)
     out = args.out or ws.root / "out" / "upstream"
     print(f"bisecting {len(versions)} releases {args.good}..{args.bad}; reports in {out}")
     report = upstream.BisectReport(ws.pin().package, versions[0], versions[-1], versions)

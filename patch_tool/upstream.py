@@ -329,13 +329,15 @@ class BisectReport:
 
 
 def bisect(ws: Workspace, versions: list[str], command: list[str] | None, log=print,
-           report: BisectReport | None = None) -> BisectReport:
+           report: BisectReport | None = None, probed: list[Probe] = ()) -> BisectReport:
     """Answers every question in QUESTIONS over `versions` (oldest first; the first is the
-    known good end). Probes are shared between the questions. Fills `report` as it goes, so a
-    caller still holds what was learned after a Ctrl-C."""
+    known good end). Probes are shared between the questions, and `probed` ones (made with
+    the same command, e.g. by `matrix`) are reused. Fills `report` as it goes, so a caller
+    still holds what was learned after a Ctrl-C."""
     pin = ws.pin()
     report = report or BisectReport(pin.package, versions[0], versions[-1], versions)
-    known: dict[int, Probe] = {}
+    known: dict[int, Probe] = {versions.index(p.version): p for p in probed if p.version in versions}
+    report.probes.extend(known.values())
 
     def at(i: int) -> Probe:
         if i not in known:
@@ -411,6 +413,42 @@ def _learned(versions: list[str], known: dict[int, Probe]) -> str:
     return "; ".join(facts) or "too few probes to narrow the range"
 
 
+def track(ws: Workspace, versions: list[str], command: list[str] | None, out: Path, log=print) -> tuple[int, str]:
+    """CI's question: does the newest release break the series? Tabulates `versions` (oldest
+    first), and when the newest is not good, bisects from the pin to it. Returns (exit code,
+    one line naming the breaking releases); the code is 1 only when the newest release breaks
+    the series (a bad stage), not when it merely could not be judged or an older one fails."""
+    pin = ws.pin()
+    rows = matrix(ws, versions, command, log)
+    write_reports(out, "matrix", matrix_markdown(pin.package, rows, command), matrix_json(rows))
+    matrix_png(out / "matrix.png", rows)
+    newest = rows[-1]
+    name = f"{pin.package} {newest.version} (newest)"
+    if newest.verdict == "good":
+        return 0, f"UPSTREAM OK: {name} takes the series as is and passes the test; nothing breaks it"
+    if _version(newest.version) <= _version(pin.version):
+        return (1 if newest.verdict == "bad" else 0), f"UPSTREAM {newest.verdict.upper()}: {name} is the pin itself: {newest.summary()}"
+    span = releases_between(ws, pin.version, newest.version)
+    log(f"{name} is {newest.verdict}: bisecting {pin.version}..{newest.version}")
+    report = bisect(ws, span, command, log, probed=rows)
+    write_reports(out, "bisect", report.to_markdown(), report.to_json())
+    if newest.verdict == "bad":
+        return 1, f"UPSTREAM BROKEN: {name} breaks the series: {report.summary()}"
+    return 0, f"UPSTREAM UNKNOWN: {name} could not be judged ({newest.summary()}): {report.summary()}"
+
+
+def _version(text: str):
+    from packaging.version import Version
+
+    return Version(text)
+
+
+def releases_between(ws: Workspace, good: str, bad: str) -> list[str]:
+    from patch_tool.releases import between, list_versions
+
+    return between(list_versions(ws.pin().package), good, bad)
+
+
 def write_reports(out: Path, stem: str, markdown: str, json_text: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{stem}.md", out / f"{stem}.json"]
@@ -476,16 +514,18 @@ def matrix_png(path: Path, rows: list[Probe]) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    colors = {"good": "#3a3", "bad": "#d33", "skip": "#e9b330", "not run": "#ddd"}
+    colors = {"good": "#3a3", "bad": "#d33", "skip": "#e9b330", "not run": "#ddd", "not needed": "#b5dfb5"}
     fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(STAGES), 0.9 + 0.35 * len(rows)))
     for y, p in enumerate(rows):
         for x, name in enumerate(STAGES):
-            ax.add_patch(plt.Rectangle((x, y), 0.95, 0.9, color=colors[p.stages[name].verdict]))
+            stage = p.stages[name]
+            color = colors["not needed"] if stage.detail == "not needed" else colors[stage.verdict]
+            ax.add_patch(plt.Rectangle((x, y), 0.95, 0.9, color=color))
     ax.set_xlim(0, len(STAGES))
     ax.set_ylim(0, len(rows))
     ax.set_xticks([i + 0.47 for i in range(len(STAGES))], STAGES)
     ax.set_yticks([i + 0.45 for i in range(len(rows))], [p.version for p in rows])
-    ax.set_title("series vs upstream releases\n(green good, red bad, amber skip, grey not run)", fontsize=8)
+    ax.set_title("series vs upstream releases\n(green good, pale green not needed, red bad, amber skip, grey not run)", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -352,10 +352,39 @@ def test_cache_is_pruned_least_recently_used_first_and_keeps_the_pin(tmp_path, i
     assert cache.parse_size("1.5G") == 3 << 29 and cache.parse_size("500M") == 500 << 20
 
 
+
+def test_track_fails_only_when_the_newest_release_breaks_the_series(tmp_path, index, capsys):
+    ws = make_repo(tmp_path, index, STAGED)
+    out = tmp_path / "reports"
+    args = ["--root", str(ws.root), "--cache", str(ws.cache), "track", "--last", "3", "--out", str(out), "--", *TEST]
+    assert cli_main(args) == 1  # 0.3.0, the newest, conflicts and fails the test
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("UPSTREAM BROKEN: sglang 0.3.0 (newest) breaks the series: sglang 0.1.0..0.3.0: "
+                           "stops applying as is at 0.1.2 (")
+    assert "stops rebasing cleanly at 0.2.0.post1" in last and "fails the test from 0.2.0" in last
+    assert {p.name for p in out.iterdir()} >= {"matrix.md", "matrix.json", "bisect.md", "bisect.json"}
+    data = json.loads((out / "bisect.json").read_text())
+    assert len({p["version"] for p in data["probes"]}) == len(data["probes"])  # the matrix's probes were reused
+
+    ws.pin_file.write_text(ws.pin_file.read_text().replace("0.1.0", "0.1.1").replace(
+        ws.pin().wheel("x86_64").sha256, wheel(index, "0.1.1", STAGED["0.1.1"])))
+    wheel(index, "0.0.9", dict(FILES, **{"sglang/engine.py": CONFLICTING}))  # older than the pin: does not apply
+    wheel(index, "0.4.0", FILES)
+    (index / "sglang-0.4.0.1-py3-none-any.whl").write_bytes(b"not a zip")  # the newest cannot be downloaded
+    ws.cache = tmp_path / "cache2"
+    assert cli_main(["--root", str(ws.root), "--cache", str(ws.cache), "matrix", "0.0.9", "0.1.1", "--out", str(out)]) == 1
+    capsys.readouterr()
+    code, line = upstream.track(ws, ["0.0.9", "0.1.1", "0.4.0"], TEST, out, log=quiet)
+    assert (code, line) == (0, "UPSTREAM OK: sglang 0.4.0 (newest) takes the series as is and passes the test; nothing breaks it")
+    code, line = upstream.track(ws, ["0.1.1", "0.4.0", "0.4.0.1"], TEST, out, log=quiet)
+    assert code == 0 and line.startswith("UPSTREAM UNKNOWN: sglang 0.4.0.1 (newest) could not be judged (fetch SKIP")
+    assert "applies as is through 0.4.0, then 0.4.0.1 could not be judged" in line
+
+
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow
+@pytest.mark.network
 def test_real_releases_bisect_names_the_release_where_the_series_stops_applying(tmp_path):
     """Network (PyPI): the series pinned back to sglang 0.5.20, then bisected up to 0.5.23 as a
     new user would. Works on a copy: the repo's own pin and series are never touched."""
