@@ -6,17 +6,18 @@
 # (tests/test_npu_install.py); the real install has never run here.
 #
 # The set comes from requirements-npu.txt (the wheel's [npu] extra, ONE file). Why the steps:
-# torch's Linux wheel requires community `triton`; triton-ascend installs the same `triton/`
-# directory under another distribution name, so whichever pip installs last overwrites the other's
-# files and pip's resolver cannot prevent it. So, in this order:
+# the wheel requires community `triton` (its CPU path needs it; torch 2.10.0 also requires it, on
+# x86_64); triton-ascend installs the same `triton/` directory under another distribution name, so
+# whichever pip installs last overwrites the other's files and no resolver can prevent it (an extra
+# cannot remove a requirement). So, in this order:
 #   1. pip install '<wheel>[npu]'        torch + torch-npu (one release), mindspore, triton-ascend,
-#                                        and community triton (pulled by torch)
+#                                        and community triton (the wheel's own requirement)
 #   2. pip uninstall triton triton-ascend  both: each one's RECORD lists the shared triton/ files
 #   3. pip install --no-deps --force-reinstall triton-ascend==<pin>   a clean triton/ tree
 #   4. sgl-kernel-npu (not on PyPI; SGLang's ascend attention backend imports it), --no-deps
 #   5. verify: exactly one distribution owns triton/ (triton-ascend); torch == torch-npu release
-# Afterwards `pip check` reports "torch ... requires triton, which is not installed": expected,
-# triton-ascend provides the `triton` package. Any later `pip install` that pulls community triton
+# Afterwards `pip check` reports "sglang-mindspore ... requires triton, which is not installed":
+# expected, triton-ascend provides the `triton` package. Any later `pip install` that pulls community triton
 # undoes step 2-3: run `bash ci/setup_npu.sh --fix-triton` again.
 #
 # Usage: bash ci/setup_npu.sh [--dry-run] [--wheel PATH] [--sgl-kernel-npu WHL_OR_ZIP]
@@ -26,8 +27,7 @@
 #   --sgl-kernel-npu   a sgl_kernel_npu wheel, or a release zip from
 #                      https://github.com/sgl-project/sgl-kernel-npu/releases
 #                      (sgl-kernel-npu-<tag>-torch2.10.0-py311-cann<ver>-<910b|a3>-aarch64.zip)
-#   --torch-index      install torch==<pin> from this index first (e.g. PyTorch's CPU index, which
-#                      avoids the ~3 GB of CUDA libraries PyPI's aarch64 torch wheel pulls)
+#   --torch-index      install torch==<pin> from this index first (default: PyPI, with the rest)
 #   --fix-triton       only steps 2, 3 and 5
 #   --verify-only      only step 5 (SGLMS_SITE=dir[:dir] checks those dirs instead of sys.path)
 #   --no-smoke         skip the final import checks that need CANN and an NPU
@@ -150,7 +150,7 @@ if [ "$MODE" = full ]; then
     step "1a. $TORCH from $TORCH_INDEX (pip keeps it: it satisfies the wheel's pin)"
     run "${PIP[@]}" install "$TORCH" --index-url "$TORCH_INDEX"
   fi
-  step "1. install the wheel with [npu]: torch, torch-npu, mindspore, triton-ascend, + community triton (from torch)"
+  step "1. install the wheel with [npu]: torch, torch-npu, mindspore, triton-ascend, + community triton (the wheel requires it)"
   run "${PIP[@]}" install "${WHEEL}[npu]"
 fi
 

@@ -3,8 +3,10 @@ Ascend host (linux aarch64, CPython 3.11) with torch and torch-npu of the same r
 
 Nothing here installs anything: the resolver test is `pip install --dry-run --report` for another
 platform. No NPU, CANN or aarch64 machine is needed; the resolver test needs PyPI (marker `network`).
-pip reads wheel metadata by downloading the wheels (torch's aarch64 wheel pulls ~3 GB of CUDA
-libraries), so it takes about a minute on the CI machine.
+pip reads wheel metadata by downloading the wheels, so it takes a minute or two on the CI machine.
+pip evaluates environment markers for the machine it runs on, not for --platform, so on the x86_64
+CI machine it also resolves torch's x86_64-only requirements (triton==3.6.0, nvidia-*-cu12); the test
+re-walks the resolved metadata with aarch64 markers to get what an Ascend host would install.
 """
 from __future__ import annotations
 
@@ -98,8 +100,40 @@ def test_installed_wheel_declares_and_records_the_npu_set():
     assert f"CANN: {info['cann']}" in provenance.npu_lines(provenance.load())
 
 
-def resolve_for_ascend_host(reqs: list[str], tmp_path: Path) -> dict[str, str]:
-    """pip's resolver, for linux aarch64 / CPython 3.11; nothing is installed. {name: version}."""
+AARCH64_MARKERS = {"platform_machine": "aarch64", "platform_system": "Linux", "sys_platform": "linux",
+                   "os_name": "posix", "python_version": "3.11", "python_full_version": "3.11.0",
+                   "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+
+
+def applies(req: Requirement, extras: set[str]) -> bool:
+    return req.marker is None or any(req.marker.evaluate({**AARCH64_MARKERS, "extra": e}) for e in extras | {""})
+
+
+def aarch64_closure(top: list[str], resolved: dict[str, dict]) -> dict[str, str]:
+    """What an aarch64 host installs from pip's (x86_64-marker) resolution: walk the resolved
+    packages' Requires-Dist from the top-level requirements, evaluating markers for aarch64."""
+    extras: dict[str, set[str]] = {}
+    todo = [Requirement(r) for r in top]
+    while todo:
+        req = todo.pop()
+        if not applies(req, set()):
+            continue
+        name = canonicalize_name(req.name)
+        new = set(req.extras) - extras.get(name, set())
+        if name in extras and not new:
+            continue
+        assert name in resolved, f"{req} is needed on aarch64 but pip did not resolve it"
+        extras[name] = extras.get(name, set()) | set(req.extras)
+        for dep in map(Requirement, resolved[name].get("requires_dist") or []):
+            if dep.marker is None or applies(dep, extras[name]):
+                dep.marker = None
+                todo.append(dep)
+    return {name: resolved[name]["version"] for name in extras}
+
+
+def resolve_for_ascend_host(reqs: list[str], tmp_path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """pip's resolver, for linux aarch64 / CPython 3.11; nothing is installed.
+    Returns ({name: version} as pip resolved it, the part an aarch64 host installs)."""
     req_file = tmp_path / "requirements.txt"
     req_file.write_text("\n".join(reqs) + "\n")
     report = tmp_path / "report.json"
@@ -112,8 +146,9 @@ def resolve_for_ascend_host(reqs: list[str], tmp_path: Path) -> dict[str, str]:
     if proc.returncode != 0:
         pytest.fail("pip cannot resolve the NPU set for linux aarch64 / Python 3.11:\n"
                     + "\n".join(line for line in proc.stderr.splitlines() if "is ignored" not in line)[-3000:])
-    installs = json.loads(report.read_text())["install"]
-    return {canonicalize_name(i["metadata"]["name"]): i["metadata"]["version"] for i in installs}
+    resolved = {canonicalize_name(i["metadata"]["name"]): i["metadata"]
+                for i in json.loads(report.read_text())["install"]}
+    return {k: m["version"] for k, m in resolved.items()}, aarch64_closure(reqs, resolved)
 
 
 @pytest.mark.network
@@ -122,9 +157,11 @@ def test_npu_set_resolves_for_linux_aarch64_py311(tmp_path):
     Ascend host: the wheel's own requirements plus the npu extra. From a source checkout: the NPU set."""
     info = npu_set()
     reqs = wheel_requirements("npu") if wheel_under_test() else info["requirements"]
-    got = resolve_for_ascend_host(reqs, tmp_path)
-    print("resolved:", {k: got[k] for k in ("torch", "torch-npu", "triton", "triton-ascend", "mindspore", "numpy")
-                        if k in got})
+    resolved, got = resolve_for_ascend_host(reqs, tmp_path)
+    keys = ("torch", "torch-npu", "triton", "triton-ascend", "mindspore", "numpy")
+    print(f"resolved ({len(resolved)}):", {k: resolved[k] for k in keys if k in resolved})
+    print(f"installed on aarch64 ({len(got)}):", {k: got[k] for k in keys if k in got},
+          "x86_64-only, skipped:", sorted(set(resolved) - set(got)))
 
     assert "torch" in got and "torch-npu" in got
     assert Version(got["torch"]).release == Version(got["torch-npu"]).release, \
