@@ -59,22 +59,43 @@ def _rope(hf: Any) -> tuple[float, dict | None]:
     if not params:  # transformers < 5 kept scaling in a separate dict
         params = getattr(hf, "rope_scaling", None) or {}
     kind = params.get("rope_type", params.get("type", "default"))
-    return float(theta), (dict(params) if kind != "default" else None)
+    if kind == "default":
+        return float(theta), None
+    # one spelling: SGLang's config loader adds the legacy "type" key beside "rope_type"
+    return float(theta), {**{k: v for k, v in params.items() if k != "type"}, "rope_type": kind}
+
+
+# SGLang on CPU rewrites the HF config before the model is built (configs/update_config.py):
+# intermediate sizes are padded to a multiple of 32 * tp and head counts to a multiple of tp,
+# with the checkpoint's value kept as `original_<name>` (heads: see _heads). We build from the
+# checkpoint's sizes and ignore the padding: it only exists to make SGLang's own even TP splits
+# work, our layers cut their own shards at load, and zero-padded weights would cost memory and
+# GEMM time for nothing. The padded head counts are caught where they would matter: the KV pool
+# check in runtime/sglang_model.py.
+def _checkpoint_size(hf: Any, name: str):
+    return getattr(hf, f"original_{name}", None) or getattr(hf, name)
+
+
+def _heads(hf: Any) -> tuple[int, int]:
+    """(query heads, KV heads) of the checkpoint, before any SGLang TP head padding."""
+    heads = getattr(hf, "original_num_attention_heads", None) or hf.num_attention_heads
+    kv = getattr(hf, "original_total_num_kv_heads", None) or getattr(hf, "num_key_value_heads", None) or heads
+    return heads, kv
 
 
 def normalize(hf: Any, qk_norm: bool = False, qkv_bias: bool | None = None) -> ModelConfig:
     """`qkv_bias` None: follow the config's attention_bias (it also decides o_bias)."""
     arch = (getattr(hf, "architectures", None) or ["?"])[0]
     theta, scaling = _rope(hf)
-    heads = hf.num_attention_heads
+    heads, kv_heads = _heads(hf)
     return ModelConfig(
         architecture=arch,
         vocab_size=hf.vocab_size,
         hidden_size=hf.hidden_size,
-        intermediate_size=hf.intermediate_size,
+        intermediate_size=_checkpoint_size(hf, "intermediate_size"),
         num_layers=hf.num_hidden_layers,
         num_heads=heads,
-        num_kv_heads=getattr(hf, "num_key_value_heads", None) or heads,
+        num_kv_heads=kv_heads,
         head_dim=getattr(hf, "head_dim", None) or hf.hidden_size // heads,
         rms_norm_eps=hf.rms_norm_eps,
         rope_theta=theta,
@@ -99,7 +120,7 @@ def _mla(hf: Any) -> MLAConfig | None:
 def _moe(hf: Any) -> MoEConfig | None:
     if getattr(hf, "n_routed_experts", None):  # DeepSeek-V3
         first_dense = getattr(hf, "first_k_dense_replace", 0)
-        return MoEConfig(hf.n_routed_experts, hf.num_experts_per_tok, hf.moe_intermediate_size,
+        return MoEConfig(hf.n_routed_experts, hf.num_experts_per_tok, _checkpoint_size(hf, "moe_intermediate_size"),
                          bool(hf.norm_topk_prob), tuple(range(first_dense, hf.num_hidden_layers)),
                          scoring="sigmoid", n_group=hf.n_group, topk_group=hf.topk_group,
                          routed_scaling_factor=float(hf.routed_scaling_factor),
@@ -110,5 +131,5 @@ def _moe(hf: Any) -> MoEConfig | None:
     step = getattr(hf, "decoder_sparse_step", 1) or 1
     dense = set(getattr(hf, "mlp_only_layers", None) or [])
     sparse = tuple(i for i in range(hf.num_hidden_layers) if i not in dense and (i + 1) % step == 0)
-    return MoEConfig(experts, hf.num_experts_per_tok, hf.moe_intermediate_size,
+    return MoEConfig(experts, hf.num_experts_per_tok, _checkpoint_size(hf, "moe_intermediate_size"),
                      bool(getattr(hf, "norm_topk_prob", False)), sparse)

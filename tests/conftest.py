@@ -11,16 +11,23 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
 
-# Tiny checkpoints, one per architecture quirk to prove: name -> make_checkpoint arguments
+from mindspore_models.tools.make_tiny_checkpoint import UNALIGNED, UNALIGNED_MOE  # noqa: E402
+
+# Tiny checkpoints, one per architecture quirk to prove: name -> make_checkpoint arguments.
+# Each architecture's engine variant has sizes that are not multiples of 64 (SGLang pads them on
+# CPU), and "qwen3"/"qwen2-tied" a vocabulary that is not either.
 VARIANTS = {
-    "qwen3": dict(arch="qwen3", seed=0),                                   # GQA, q/k norm, head_dim != hidden/heads
+    "qwen3": dict(arch="qwen3", seed=1, vocab_size=389, **UNALIGNED),      # GQA, q/k norm, head_dim != hidden/heads
     "qwen3-tied": dict(arch="qwen3", tied=True, seed=1),
-    "llama-llama3-rope": dict(arch="llama", rope_scaling="llama3", seed=2),  # Llama 3.1 rope scaling
+    "llama-llama3-rope": dict(arch="llama", rope_scaling="llama3", seed=2, **dict(UNALIGNED, num_key_value_heads=3)),
     "llama-linear-rope-bias-tied": dict(arch="llama", rope_scaling="linear", attention_bias=True, tied=True, seed=3),
     "qwen2": dict(arch="qwen2", seed=4),                                   # q/k/v bias, no o bias
-    "qwen2-tied": dict(arch="qwen2", tied=True, seed=5),
+    "qwen2-tied": dict(arch="qwen2", tied=True, seed=5, vocab_size=389, **UNALIGNED),
     "qwen3-moe": dict(arch="qwen3_moe", seed=6),                           # top-2 of 8, norm_topk_prob, dense+sparse
     "deepseek-v3": dict(arch="deepseek_v3", rope_scaling="yarn", seed=9),  # MLA, grouped routing, shared experts
+    "qwen3-moe-unaligned": dict(arch="qwen3_moe", seed=2, **UNALIGNED_MOE),
+    "deepseek-v3-unaligned": dict(arch="deepseek_v3", rope_scaling="yarn", seed=11,
+                                  **dict(UNALIGNED_MOE, num_key_value_heads=6)),
     "qwen3-moe-unnormed": dict(arch="qwen3_moe", norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[],
                                seed=8),
 }

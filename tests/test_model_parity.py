@@ -91,16 +91,16 @@ def test_unexpected_tensor_is_named(tiny_qwen3):
 
 def test_wrong_shape_names_tensor_and_both_shapes(tiny_qwen3):
     def bad(w):
-        w["model.layers.0.mlp.up_proj.weight"] = torch.zeros(127, 64)
+        w["model.layers.0.mlp.up_proj.weight"] = torch.zeros(135, 96)
 
-    with pytest.raises(WeightLoadError, match=r"model\.layers\.0\.mlp\.up_proj\.weight: checkpoint shape \(127, 64\), "
-                                              r"model expects \(128, 64\)"):
+    with pytest.raises(WeightLoadError, match=r"model\.layers\.0\.mlp\.up_proj\.weight: checkpoint shape \(135, 96\), "
+                                              r"model expects \(136, 96\)"):
         _load_edited(tiny_qwen3, bad)
 
 
 def test_integer_tensor_is_rejected(tiny_qwen3):
     def bad(w):
-        w["model.norm.weight"] = torch.zeros(64, dtype=torch.int8)
+        w["model.norm.weight"] = torch.zeros(96, dtype=torch.int8)
 
     with pytest.raises(WeightLoadError, match=r"model\.norm\.weight: dtype torch\.int8 is not a floating type"):
         _load_edited(tiny_qwen3, bad)

@@ -33,6 +33,7 @@ class SelfAttention(nn.Cell):
         self.rotary = RotaryEmbedding(self.d, cfg.max_position, cfg.rope_theta, cfg.rope_scaling)
         self.attn = PagedAttention(self.hq, self.hkv, self.d, layer_id)
         self.split = [self.hq * d, self.hkv * d, self.hkv * d]
+        self.kv_row_shape = (self.hkv, d)  # one token's K (and V) row in this rank's pool
 
     def construct(self, positions, x):
         q, k, v = mint.split(self.qkv_proj(x), self.split, -1)
@@ -103,6 +104,10 @@ class CausalLM(nn.Cell):
         ctx = context.get()
         hidden = self.model(input_ids, ctx.positions)
         return self.lm_head(ops.gather(hidden, ctx.logits_index, 0))  # [N, V]
+
+    def kv_row_shapes(self) -> list[tuple[int, int]]:
+        """Per layer, the (heads, dim) of one token's K row in SGLang's pool that this model reads."""
+        return [layer.self_attn.kv_row_shape for layer in self.model.layers]
 
     def load_weights(self, weights):
         # a tied checkpoint may still carry lm_head.weight (a copy of the embedding): not loaded

@@ -33,6 +33,7 @@ class MLAttention(nn.Cell):
         h_start, self.h = parallel.tp().split(cfg.num_heads, "num_attention_heads")
         self.nope, self.rope, self.v, self.lora = m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim, m.kv_lora_rank
         self.layer_id = layer_id
+        self.kv_row_shape = (1, self.lora + self.rope)  # SGLang's MLA pool: one latent "head" per token
         qk = self.nope + self.rope
         rope_order = deinterleave(self.rope) if m.rope_interleave else np.arange(self.rope)
         q_rows = np.concatenate([h * qk + np.concatenate([np.arange(self.nope), self.nope + rope_order])

@@ -13,7 +13,7 @@ from mindspore_models import kernels
 
 def inv_frequencies(head_dim: int, theta: float, scaling: dict | None) -> np.ndarray:
     inv = (1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.int64).astype(np.float32) / head_dim))).astype(np.float32)
-    kind = (scaling or {}).get("rope_type", (scaling or {}).get("type", "default"))
+    kind = (scaling or {}).get("rope_type", "default")
     if kind == "default":
         return inv
     if kind == "linear":  # positions divided by factor == frequencies divided by factor

@@ -27,6 +27,20 @@ def _log_batch(mode, q_lens, seq_lens) -> None:
         f.write(json.dumps({"mode": mode.name, "q_lens": q_lens.tolist(), "seq_lens": seq_lens.tolist()}) + "\n")
 
 
+def check_pool_layout(pool, expected: list[tuple[int, int]], hf_config) -> None:
+    """SGLang sizes its KV pool from its own (possibly padded) config; our model reads the
+    checkpoint's head counts. A mismatch would read garbage, so it is an error naming both."""
+    for layer, row in enumerate(expected):
+        got = tuple(pool.get_key_buffer(layer).shape[-2:])
+        if got != tuple(row):
+            padded = getattr(hf_config, "original_num_attention_heads", None) not in (None, hf_config.num_attention_heads)
+            raise ValueError(
+                f"SGLang's KV pool layer {layer} holds rows of shape {got} (heads, dim) but the MindSpore model "
+                f"expects {tuple(row)}" + (f": SGLang padded the attention heads for tensor parallelism "
+                f"({hf_config.original_num_attention_heads} -> {hf_config.num_attention_heads}); use a --tp "
+                "that divides the checkpoint's head counts" if padded else ""))
+
+
 class MindSporeForCausalLM(torch.nn.Module):
     def __init__(self, config, quant_config=None, prefix: str = ""):
         super().__init__()
@@ -54,6 +68,7 @@ class MindSporeForCausalLM(torch.nn.Module):
 
             pool = get_token_to_kv_pool()
             layers = range(self.model.config.num_layers)
+            check_pool_layout(pool, self.model.kv_row_shapes(), self.config)
             if self.model.config.mla:  # MLA pool: one latent per token; "V" is a view of the same entry
                 self._kv = [(KVBuffer.wrap(pool.get_key_buffer(i)),) * 2 for i in layers]
             else:

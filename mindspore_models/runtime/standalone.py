@@ -24,11 +24,12 @@ class Sequence:
 
 
 class StandaloneRunner:
-    def __init__(self, model_dir: str, max_tokens: int = 4096):
+    def __init__(self, model_dir: str, max_tokens: int = 4096, hf_config=None):
+        """hf_config: the config to build the model from (default: the checkpoint's config.json)."""
         from transformers import AutoConfig
 
         device.init("cpu")
-        hf = AutoConfig.from_pretrained(model_dir)
+        hf = hf_config or AutoConfig.from_pretrained(model_dir)
         self.model = model_class(hf.architectures)(hf)
         self.model.load_weights(iter_safetensors(model_dir))
         cfg = self.model.config

@@ -29,6 +29,11 @@ TINY_SHAPE = dict(
     num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=1024,
     rms_norm_eps=1e-6, rope_theta=1000000.0,
 )
+# Sizes that are not multiples of 64, as real checkpoints often have: SGLang pads such
+# intermediate sizes on CPU (136 -> 160, MoE 48 -> 64), and a model that trusted the padded
+# config would expect weights the checkpoint does not have.
+UNALIGNED = dict(hidden_size=96, intermediate_size=136, num_attention_heads=6, num_key_value_heads=2)
+UNALIGNED_MOE = dict(UNALIGNED, moe_intermediate_size=48)
 # Real Qwen3-0.6B widths, for benchmarks (random weights; layer count adjustable).
 QWEN3_0_6B = dict(
     vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
@@ -90,6 +95,7 @@ def make_checkpoint(out: Path, arch: str = "qwen3", tied: bool = False, seed: in
     if arch == "deepseek_v3":
         shape.pop("head_dim", None)  # DeepSeek sets head_dim = qk_rope_head_dim itself
         shape.update({k: v for k, v in TINY_DEEPSEEK.items() if k not in config_overrides})
+    shape.update(config_overrides)
     if layers is not None:
         shape["num_hidden_layers"] = layers
     out.mkdir(parents=True, exist_ok=True)
@@ -98,8 +104,7 @@ def make_checkpoint(out: Path, arch: str = "qwen3", tied: bool = False, seed: in
     rope = {"rope_type": "default", "rope_theta": shape.pop("rope_theta")}
     rope.update(ROPE_SCALING.get(rope_scaling or "", {}))
     config = config_cls(**shape, tie_word_embeddings=tied, initializer_range=init_std, rope_parameters=rope,
-                        bos_token_id=tok.token_to_id("<|endoftext|>"), eos_token_id=eos, torch_dtype="float32",
-                        **config_overrides)
+                        bos_token_id=tok.token_to_id("<|endoftext|>"), eos_token_id=eos, torch_dtype="float32")
     config.architectures = [ARCHS[arch][1]]
     torch.manual_seed(seed)
     model = model_cls(config).float().eval()
