@@ -168,7 +168,7 @@ install_sgl_kernel_npu() {
 step "4. sgl-kernel-npu (not on PyPI; SGLang's ascend attention backend and NPU page allocator import it)"
 if [ -n "$SKN" ]; then
   install_sgl_kernel_npu
-else
+elif [ "$MODE" = full ]; then
   warn "no --sgl-kernel-npu given: get sgl-kernel-npu-<tag>-torch2.10.0-py311-cann<ver>-<910b|a3>-aarch64.zip from https://github.com/sgl-project/sgl-kernel-npu/releases and run: bash ci/setup_npu.sh --fix-triton --sgl-kernel-npu <zip>; without it '--device npu' fails at 'import sgl_kernel_npu'"
 fi
 

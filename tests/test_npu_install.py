@@ -178,7 +178,7 @@ def test_npu_set_resolves_for_linux_aarch64_py311(tmp_path):
 SETUP_NPU = ROOT / "ci" / "setup_npu.sh"
 
 
-def setup_npu(*args: str, site: Path | None = None) -> subprocess.CompletedProcess:
+def setup_npu(*args: str, site: Path | str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHON": sys.executable}
     env.pop("ASCEND_HOME_PATH", None)
     if site is not None:
@@ -233,6 +233,35 @@ def test_setup_npu_verify_wants_exactly_one_triton_and_one_torch_release(tmp_pat
     skew = fake_site(tmp_path / "skew", {**good, "torch": "2.9.0"}, ("triton-ascend",))
     proc = setup_npu("--verify-only", site=skew)
     assert proc.returncode != 0 and "not one release" in proc.stderr, proc.stdout + proc.stderr
+
+
+@pytest.mark.network
+def test_setup_npu_fix_triton_untangles_real_wheels(tmp_path):
+    """Steps 2-3 on the real packages (this machine's x86_64 wheels of the same releases: same file
+    layout): community triton installed over triton-ascend leaves one mixed triton/ tree; after
+    `--fix-triton` only triton-ascend owns it and the CUDA/ROCm backends are gone."""
+    import venv
+
+    venv.create(tmp_path / "venv", with_pip=True)
+    py = str(tmp_path / "venv" / "bin" / "python")
+    site = Path(subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    triton_ascend = str(by_name(npu_set()["requirements"])["triton-ascend"])
+    for req in (triton_ascend, "triton==3.6.0"):  # the order pip happens to pick; both are bad
+        subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", req], check=True, capture_output=True)
+    assert {"ascend", "nvidia"} <= {p.name for p in (site / "triton" / "backends").iterdir()}  # mixed tree
+
+    pinned_dists = {**pinned_versions(), "numpy": "1.26.4"}
+    pinned_dists.pop("triton-ascend")
+    fakes = fake_site(tmp_path / "fakes", pinned_dists, ())  # torch, torch-npu, mindspore: metadata only
+    env_site = f"{site}:{fakes}"
+    assert setup_npu("--verify-only", site=env_site).returncode != 0
+    proc = subprocess.run(["bash", str(SETUP_NPU), "--fix-triton", "--no-smoke"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHON": py, "SGLMS_SITE": env_site}, timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "owning triton/__init__.py: ['triton-ascend']" in proc.stdout
+    backends = {p.name for p in (site / "triton" / "backends").iterdir() if p.is_dir()} - {"__pycache__"}
+    assert backends == {"ascend"}, backends
 
 
 AARCH64_TOOLCHAIN = """set(CMAKE_SYSTEM_NAME Linux)
