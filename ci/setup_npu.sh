@@ -169,7 +169,9 @@ step "4. sgl-kernel-npu (not on PyPI; SGLang's ascend attention backend and NPU 
 if [ -n "$SKN" ]; then
   install_sgl_kernel_npu
 elif [ "$MODE" = full ]; then
-  warn "no --sgl-kernel-npu given: get sgl-kernel-npu-<tag>-torch2.10.0-py311-cann<ver>-<910b|a3>-aarch64.zip from https://github.com/sgl-project/sgl-kernel-npu/releases and run: bash ci/setup_npu.sh --fix-triton --sgl-kernel-npu <zip>; without it '--device npu' fails at 'import sgl_kernel_npu'"
+  warn "no --sgl-kernel-npu given: without it '--device npu' fails at 'import sgl_kernel_npu'. Get"
+  warn "  sgl-kernel-npu-<tag>-torch2.10.0-py311-cann<ver>-<910b|a3>-aarch64.zip from"
+  warn "  https://github.com/sgl-project/sgl-kernel-npu/releases, then: bash ci/setup_npu.sh --fix-triton --sgl-kernel-npu <zip>"
 fi
 
 verify
