@@ -18,7 +18,7 @@ from pathlib import Path
 
 from patch_tool import PatchToolError
 
-DEFAULT_LIMIT = "3G"  # ~15 releases: a sglang wheel is ~40 MB, its unpacked tree ~130 MB
+DEFAULT_LIMIT = "3G"  # ~20 releases: a sglang wheel is 25-40 MB, its unpacked tree 85-120 MB
 LIMIT_ENV = "PATCH_TOOL_CACHE_LIMIT"
 UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 

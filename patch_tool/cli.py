@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if command and args.cmd not in TAKES_COMMAND:
-        parser.error(f"only {' and '.join(TAKES_COMMAND)} take `-- COMMAND`")
+        parser.error(f"only {', '.join(TAKES_COMMAND)} take `-- COMMAND`")
     args.command = command
     ws = Workspace.at(args.root, args.cache)
     try:
