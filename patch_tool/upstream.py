@@ -419,6 +419,8 @@ def track(ws: Workspace, versions: list[str], command: list[str] | None, out: Pa
     one line naming the breaking releases); the code is 1 only when the newest release breaks
     the series (a bad stage), not when it merely could not be judged or an older one fails."""
     pin = ws.pin()
+    for stale in ("bisect.md", "bisect.json"):  # a bisect report from an earlier run would mislead
+        (out / stale).unlink(missing_ok=True)
     rows = matrix(ws, versions, command, log)
     write_reports(out, "matrix", matrix_markdown(pin.package, rows, command), matrix_json(rows))
     matrix_png(out / "matrix.png", rows)

@@ -376,6 +376,7 @@ def test_track_fails_only_when_the_newest_release_breaks_the_series(tmp_path, in
     capsys.readouterr()
     code, line = upstream.track(ws, ["0.0.9", "0.1.1", "0.4.0"], TEST, out, log=quiet)
     assert (code, line) == (0, "UPSTREAM OK: sglang 0.4.0 (newest) takes the series as is and passes the test; nothing breaks it")
+    assert not (out / "bisect.json").exists()  # the earlier run's bisect report is gone
     code, line = upstream.track(ws, ["0.1.1", "0.4.0", "0.4.0.1"], TEST, out, log=quiet)
     assert code == 0 and line.startswith("UPSTREAM UNKNOWN: sglang 0.4.0.1 (newest) could not be judged (fetch SKIP")
     assert "applies as is through 0.4.0, then 0.4.0.1 could not be judged" in line
