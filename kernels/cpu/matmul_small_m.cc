@@ -21,7 +21,14 @@ namespace {
 // 16 x kBlockN accumulators stay in L2.
 constexpr int64_t kBlockN = SGLMS_MATMUL_BLOCK_N;
 
-__attribute__((target_clones("arch=haswell", "default")))
+// x86-64: one AVX2/FMA clone picked at load time; other architectures get the portable build.
+#if defined(__x86_64__)
+#define SGLMS_SIMD_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define SGLMS_SIMD_CLONES
+#endif
+
+SGLMS_SIMD_CLONES
 void Block(const float* x, const float* w, float* y, int64_t M, int64_t K, int64_t N, int64_t n0, int64_t n1) {
   thread_local std::vector<float> acc_buf(16 * kBlockN);  // width <= kBlockN
   float* acc = acc_buf.data();
@@ -66,7 +73,7 @@ extern "C" int MatMulSmallM(int nparam, void** params, int* ndims, int64_t** sha
 // params: [x (M, K) f32, W (N, K) f32, out (M, N) f32]
 namespace {
 
-__attribute__((target_clones("arch=haswell", "default")))
+SGLMS_SIMD_CLONES
 void RowsNT(const float* x, const float* w, float* y, int64_t M, int64_t K, int64_t N, int64_t n0, int64_t n1) {
   for (int64_t n = n0; n < n1; ++n) {
     const float* wr = w + n * K;
