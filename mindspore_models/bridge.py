@@ -29,3 +29,12 @@ def to_torch(x: ms.Tensor | None) -> torch.Tensor | None:
     out = torch.utils.dlpack.from_dlpack(ms.utils.dlpack.to_dlpack(x))
     device.synchronize()
     return out
+
+
+_MS_DTYPES = {torch.float32: ms.float32, torch.float16: ms.float16, torch.bfloat16: ms.bfloat16}
+
+
+def ms_dtype(dtype: torch.dtype):
+    if dtype not in _MS_DTYPES:
+        raise ValueError(f"MindSpore models compute in {sorted(map(str, _MS_DTYPES))}, not {dtype}")
+    return _MS_DTYPES[dtype]

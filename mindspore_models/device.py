@@ -52,5 +52,16 @@ def synchronize() -> None:
     # CPU: DLPack export waits for MindSpore's pending work itself.
 
 
+def attention_backend(pool):
+    """THE choice of attention/KV backend, made once per model: CPU kernels, or Ascend's built-in ops."""
+    if current() == "cpu":
+        from mindspore_models.attention.cpu import CpuBackend
+
+        return CpuBackend(pool)
+    from mindspore_models.attention.ascend import AscendBackend  # NOT exercised here: needs an NPU
+
+    return AscendBackend(pool)
+
+
 def uses_custom_cpu_kernels() -> bool:
     return current() == "cpu" and os.environ.get("SGLMS_DISABLE_KERNELS", "0") != "1"

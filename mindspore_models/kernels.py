@@ -159,8 +159,9 @@ def pool_view(buf: KVBuffer, after: ms.Tensor) -> ms.Tensor:
 def rms_norm(x: ms.Tensor, weight: ms.Tensor, eps: float) -> ms.Tensor:
     if active("RmsNorm"):
         return _op("RmsNorm")(x, weight, _scalar(eps))
-    var = mint.mean(x * x, -1, keepdim=True)
-    return x * mint.rsqrt(var + eps) * weight
+    x32 = x if x.dtype == ms.float32 else x.astype(ms.float32)  # accumulate in fp32, as HF does
+    var = mint.mean(x32 * x32, -1, keepdim=True)
+    return (x32 * mint.rsqrt(var + eps)).astype(x.dtype) * weight
 
 
 def rope_neox(x: ms.Tensor, positions: ms.Tensor, cos: ms.Tensor, sin: ms.Tensor) -> ms.Tensor:
@@ -169,6 +170,8 @@ def rope_neox(x: ms.Tensor, positions: ms.Tensor, cos: ms.Tensor, sin: ms.Tensor
         return _op("RopeNeox")(x, positions, cos, sin)
     c = ops.gather(cos, positions, 0).unsqueeze(1)  # [T, 1, D/2]
     s = ops.gather(sin, positions, 0).unsqueeze(1)
+    if x.dtype != ms.float32:  # HF rotates in the activation dtype with cos/sin cast to it
+        c, s = c.astype(x.dtype), s.astype(x.dtype)
     x1, x2 = mint.chunk(x, 2, -1)
     return mint.cat((x1 * c - x2 * s, x2 * c + x1 * s), -1)
 

@@ -98,9 +98,10 @@ def reference_attention(q, k_pool, v_pool, table, seq_lens, q_lens, scale):
     (8, 1, 16, [20, 20], [1, 1]),            # MQA decode batch
 ])
 def test_paged_attention_matches_numpy(kernel_mode, hq, hkv, d, seq_lens, q_lens):
-    from mindspore_models.layers.attention import PagedAttention
-    from mindspore_models.runtime.context import forward_context
-    from mindspore_models.runtime.inputs import build_context
+    from mindspore_models.attention.cpu import CpuBackend
+    from mindspore_models.attention.plan import StepPlan
+    from mindspore_models.attention.pool import KVPool
+    from mindspore_models.layers.attention import Attention
 
     rng = np.random.default_rng(1)
     rows = 64
@@ -120,16 +121,15 @@ def test_paged_attention_matches_numpy(kernel_mode, hq, hkv, d, seq_lens, q_lens
     positions = np.concatenate([np.arange(sl - ql, sl) for sl, ql in zip(seq_lens, q_lens)])
     expected_k, expected_v = k_pool.numpy().copy(), v_pool.numpy().copy()
     expected_k[new_slots], expected_v[new_slots] = new_k, new_v
-    kv = [(KVBuffer.wrap(k_pool), KVBuffer.wrap(v_pool))]
-    ctx = build_context(torch.tensor(seq_lens), torch.tensor(q_lens), torch.from_numpy(table),
-                        torch.from_numpy(positions), torch.from_numpy(new_slots), kv)
-    layer = PagedAttention(hq, hkv, d, layer_id=0)
-    with forward_context(ctx):
-        got = layer(ms.Tensor(q), ms.Tensor(new_k), ms.Tensor(new_v)).asnumpy()
+    plan = StepPlan.build(torch.tensor(seq_lens), torch.tensor(q_lens), torch.from_numpy(table),
+                          torch.from_numpy(positions), torch.from_numpy(new_slots))
+    step = CpuBackend(KVPool([k_pool], [v_pool], 1, mla=False)).prepare(plan)
+    layer = Attention(hq, hkv, d, layer_id=0)
+    got = layer(ms.Tensor(q), ms.Tensor(new_k), ms.Tensor(new_v), step).asnumpy()
     ref = reference_attention(q, expected_k, expected_v, table, seq_lens, q_lens, d ** -0.5)
     np.testing.assert_allclose(got, ref, atol=1e-5, rtol=1e-5)
     # the O(B*Lq*S) mask exists only for the gathered fallback path
-    assert ("mask" in ctx.__dict__) == (kernel_mode == "fallbacks")
+    assert ("mask" in step.__dict__) == (kernel_mode == "fallbacks")
     np.testing.assert_array_equal(k_pool.numpy(), expected_k)  # the new rows landed in the pool
 
 

@@ -81,16 +81,14 @@ def test_wrong_checkpoint_still_names_tensor_and_both_shapes(make_variant):
 
 def test_pool_with_padded_heads_is_a_clear_error(make_variant):
     """If SGLang sized its KV pool from padded head counts, the model refuses it before any step."""
-    from mindspore_models.runtime.sglang_model import check_pool_layout
+    from mindspore_models.attention.pool import KVPool
+    from mindspore_models.runtime.sglang_model import padding_hint
 
     ckpt = make_variant("qwen3")
     padded = sglang_rewritten_config(ckpt, tp_size=4)
     model = model_class(padded.architectures)(padded)
     assert model.kv_row_shapes()[0] == (2, 32)
-
-    class PaddedPool:  # what SGLang's pool holds for the padded config at tp 1: 4 KV heads
-        def get_key_buffer(self, layer):
-            return torch.zeros(8, 4, 32)
-
+    layers = model.config.num_layers
+    pool = KVPool([torch.zeros(8, 4, 32)] * layers, [torch.zeros(8, 4, 32)] * layers, 1, mla=False)  # 4 KV heads
     with pytest.raises(ValueError, match=r"layer 0 holds rows of shape \(4, 32\).*expects \(2, 32\).*6 -> 12"):
-        check_pool_layout(PaddedPool(), model.kv_row_shapes(), padded)
+        pool.check(model.kv_row_shapes(), torch.float32, padding_hint(padded))

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from mindspore_models import parallel
-from mindspore_models.kernels import KVBuffer
 from mindspore_models.registry import model_class
-from mindspore_models.runtime.context import forward_context
-from mindspore_models.runtime.inputs import build_context
+from mindspore_models.attention.cpu import CpuBackend
+from mindspore_models.attention.plan import StepPlan
+from mindspore_models.attention.pool import KVPool
 from mindspore_models.weights import iter_safetensors
 
 ATOL = 1e-5
@@ -61,8 +61,8 @@ def test_shards_are_smaller(ranks):
 def test_dense_mlp_all_reduce(ranks):
     full, parts = ranks
     x = tokens()
-    want = run(full, lambda m: m.model.layers[0].mlp(x))  # layer 0 is dense (decoder_sparse_step=2)
-    got = sum(run(p, lambda m: m.model.layers[0].mlp(x), r, len(parts)) for r, p in enumerate(parts))
+    want = run(full, lambda m: m.model.layers[0].mlp(x, 7))  # layer 0 is dense (decoder_sparse_step=2)
+    got = sum(run(p, lambda m: m.model.layers[0].mlp(x, 7), r, len(parts)) for r, p in enumerate(parts))
     np.testing.assert_allclose(got, want, atol=ATOL)
 
 
@@ -73,21 +73,22 @@ def test_moe_all_reduce(make_variant, variant, size):
     full, parts = build(ckpt), [build(ckpt, r, size) for r in range(size)]
     assert parts[0].model.layers[1].mlp.experts.down_proj.shape[1] == 32 // size
     x = tokens(seed=1)
-    want = run(full, lambda m: m.model.layers[1].mlp(x))
-    got = sum(run(p, lambda m: m.model.layers[1].mlp(x), r, len(parts)) for r, p in enumerate(parts))
+    want = run(full, lambda m: m.model.layers[1].mlp(x, 7))
+    got = sum(run(p, lambda m: m.model.layers[1].mlp(x, 7), r, len(parts)) for r, p in enumerate(parts))
     np.testing.assert_allclose(got, want, atol=ATOL)
 
 
 def attention_out(model, rank, size, x, n):
     attn = model.model.layers[0].self_attn
     if model.config.mla:  # one latent per token, replicated on every rank
-        pools = [torch.zeros(32, 1, attn.lora + attn.rope)] * 2
+        pool = KVPool([torch.zeros(32, 1, attn.lora + attn.rope)], [None], 1, mla=True)
     else:
-        pools = [torch.zeros(32, attn.hkv, attn.d) for _ in range(2)]
-    ctx = build_context(torch.tensor([n]), torch.tensor([n]), torch.arange(1, n + 1)[None], torch.arange(n),
-                        torch.arange(1, n + 1), [(KVBuffer.wrap(pools[0]), KVBuffer.wrap(pools[1]))] * 4)
-    with parallel.simulate(rank, size), forward_context(ctx):
-        return attn(ctx.positions, x).asnumpy()
+        pool = KVPool([torch.zeros(32, attn.hkv, attn.d)], [torch.zeros(32, attn.hkv, attn.d)], 1, mla=False)
+    plan = StepPlan.build(torch.tensor([n]), torch.tensor([n]), torch.arange(1, n + 1)[None], torch.arange(n),
+                          torch.arange(1, n + 1))
+    step = CpuBackend(pool).prepare(plan)
+    with parallel.simulate(rank, size):
+        return attn(ms.Tensor(plan.positions.to(torch.int32).numpy()), x, step).asnumpy()
 
 
 def test_attention_heads_split_and_all_reduce(ranks):
@@ -109,8 +110,8 @@ def test_vocab_parallel_embedding_all_reduce(ranks):
 def test_lm_head_all_gather(ranks):
     full, parts = ranks
     x = tokens(n=3, seed=3)
-    want = run(full, lambda m: m.lm_head(x))
-    got = np.concatenate([run(p, lambda m: m.lm_head(x), r, len(parts)) for r, p in enumerate(parts)], -1)
+    want = run(full, lambda m: m.lm_head(x, 3))
+    got = np.concatenate([run(p, lambda m: m.lm_head(x, 3), r, len(parts)) for r, p in enumerate(parts)], -1)
     np.testing.assert_allclose(got, want, atol=ATOL)
 
 

@@ -1,17 +1,17 @@
 """The dense pre-norm decoder shared by Llama-family models; differences are flags on the config."""
 from __future__ import annotations
 
+import torch
 from mindspore import mint, nn, ops
 
-from mindspore_models import parallel
+from mindspore_models import bridge, parallel
 from mindspore_models.config import ModelConfig
 from mindspore_models.layers.activation import SiluAndMul
-from mindspore_models.layers.attention import PagedAttention
+from mindspore_models.layers.attention import Attention
 from mindspore_models.layers.embedding import Embedding, LMHead
 from mindspore_models.layers.linear import column_parallel, row_parallel
 from mindspore_models.layers.norm import RMSNorm
 from mindspore_models.layers.rope import RotaryEmbedding
-from mindspore_models.runtime import context
 from mindspore_models.weights import PACKED_DENSE, load_weights
 
 
@@ -31,19 +31,19 @@ class SelfAttention(nn.Cell):
         self.q_norm = RMSNorm(self.d, cfg.rms_norm_eps) if cfg.qk_norm else None
         self.k_norm = RMSNorm(self.d, cfg.rms_norm_eps) if cfg.qk_norm else None
         self.rotary = RotaryEmbedding(self.d, cfg.max_position, cfg.rope_theta, cfg.rope_scaling)
-        self.attn = PagedAttention(self.hq, self.hkv, self.d, layer_id)
+        self.attn = Attention(self.hq, self.hkv, self.d, layer_id)
         self.split = [self.hq * d, self.hkv * d, self.hkv * d]
         self.kv_row_shape = (self.hkv, d)  # one token's K (and V) row in this rank's pool
 
-    def construct(self, positions, x):
-        q, k, v = mint.split(self.qkv_proj(x), self.split, -1)
+    def construct(self, positions, x, step):
+        q, k, v = mint.split(self.qkv_proj(x, step.num_tokens), self.split, -1)
         q = q.reshape(-1, self.hq, self.d)  # [T, Hq, D]
         k = k.reshape(-1, self.hkv, self.d)
         v = v.reshape(-1, self.hkv, self.d)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = self.rotary(positions, q, k)
-        return self.o_proj(self.attn(q, k, v))
+        return self.o_proj(self.attn(q, k, v, step), step.num_tokens)
 
 
 class GatedMLP(nn.Cell):
@@ -55,8 +55,8 @@ class GatedMLP(nn.Cell):
         self.act = SiluAndMul()
         self.down_proj = row_parallel(intermediate, hidden)
 
-    def construct(self, x):
-        return self.down_proj(self.act(self.gate_up_proj(x)))
+    def construct(self, x, rows: int):
+        return self.down_proj(self.act(self.gate_up_proj(x, rows)), rows)
 
 
 class DecoderLayer(nn.Cell):
@@ -68,9 +68,9 @@ class DecoderLayer(nn.Cell):
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.mlp = mlp or GatedMLP(cfg.hidden_size, cfg.intermediate_size)
 
-    def construct(self, positions, x):
-        x = x + self.self_attn(positions, self.input_layernorm(x))
-        return x + self.mlp(self.post_attention_layernorm(x))
+    def construct(self, positions, x, step):
+        x = x + self.self_attn(positions, self.input_layernorm(x), step)
+        return x + self.mlp(self.post_attention_layernorm(x), step.num_tokens)
 
 
 class DecoderModel(nn.Cell):
@@ -80,15 +80,17 @@ class DecoderModel(nn.Cell):
         self.layers = nn.CellList([make_layer(cfg, i) for i in range(cfg.num_layers)])
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
-    def construct(self, input_ids, positions):
+    def construct(self, input_ids, positions, step):
         x = self.embed_tokens(input_ids)  # [T, H]
         for layer in self.layers:
-            x = layer(positions, x)
+            x = layer(positions, x, step)
         return self.norm(x)
 
 
 class CausalLM(nn.Cell):
-    """Decoder + LM head; returns logits of the tokens the forward context asks for."""
+    """Decoder + LM head: (token ids, positions, logits_index, the backend's step) -> logits [N, V].
+
+    Every per-step input is an explicit argument: no globals are read inside `construct`."""
 
     packed = PACKED_DENSE  # HF projection name -> (packed parameter, shard)
     mappers: tuple = ()  # extra HF name mappers (e.g. per-expert weights), tried first
@@ -100,10 +102,20 @@ class CausalLM(nn.Cell):
         tied = model.embed_tokens if cfg.tie_word_embeddings else None
         self.lm_head = LMHead(cfg.vocab_size, cfg.hidden_size, tied_to=tied)
 
-    def construct(self, input_ids):
-        ctx = context.get()
-        hidden = self.model(input_ids, ctx.positions)
-        return self.lm_head(ops.gather(hidden, ctx.logits_index, 0))  # [N, V]
+    def construct(self, input_ids, positions, logits_index, step):
+        hidden = self.model(input_ids, positions, step)
+        return self.lm_head(ops.gather(hidden, logits_index, 0), step.num_logits)  # [N, V]
+
+    kv_dtype = torch.float32  # K/V rows (and parameters) after cast()
+
+    def cast(self, dtype: torch.dtype) -> None:
+        """Keep parameters (and so activations and K/V) in `dtype`; call before load_weights.
+        Norms, rope and softmax still accumulate in float32 inside their ops."""
+        if dtype == self.kv_dtype:
+            return
+        for p in self.get_parameters():
+            p.set_dtype(bridge.ms_dtype(dtype))
+        self.kv_dtype = dtype
 
     def kv_row_shapes(self) -> list[tuple[int, int]]:
         """Per layer, the (heads, dim) of one token's K row in SGLang's pool that this model reads."""
@@ -113,3 +125,6 @@ class CausalLM(nn.Cell):
         # a tied checkpoint may still carry lm_head.weight (a copy of the embedding): not loaded
         ignore = (r"^lm_head\.weight$",) if self.config.tie_word_embeddings else ()
         load_weights(self, weights, self.packed, ignore, self.mappers)
+        for _, cell in self.cells_and_names():
+            if hasattr(cell, "process_weights_after_loading"):
+                cell.process_weights_after_loading()

@@ -6,7 +6,6 @@ import numpy as np
 from mindspore import Parameter, nn, ops
 
 from mindspore_models import kernels, parallel
-from mindspore_models.runtime import context
 
 
 class Embedding(nn.Cell):
@@ -44,8 +43,7 @@ class LMHead(nn.Cell):
         if tied_to is None:
             self.weight = Parameter(ms.Tensor(np.zeros((dim, self.rows), np.float32)), name="weight")
 
-    def construct(self, x):
-        rows = context.rows_hint(logits=True)
+    def construct(self, x, rows: int):
         if self.tied_to is not None:
             logits = kernels.matmul_nt(x, self.tied_to.weight, rows)
         else:

@@ -15,7 +15,6 @@ import numpy as np
 from mindspore import Parameter, nn
 
 from mindspore_models import kernels, parallel
-from mindspore_models.runtime import context
 
 
 class Linear(nn.Cell):
@@ -40,9 +39,9 @@ class Linear(nn.Cell):
         # row parallel: the bias is added once, by rank 0, before the sum over ranks
         self.add_bias = bias and (in_take is None or parallel.tp().rank == 0)
 
-    def construct(self, x, rows: int | None = None):
-        """rows: x's row count when it is not the step's token count (default: from the context)."""
-        y = kernels.matmul(x, self.weight, rows if rows is not None else context.rows_hint())
+    def construct(self, x, rows: int):
+        """rows: x's row count, known on the host (reading a MindSpore tensor's shape costs a sync)."""
+        y = kernels.matmul(x, self.weight, rows)
         if self.add_bias:
             y = y + self.bias
         return parallel.all_reduce(y) if self.in_take else y

@@ -1,23 +1,23 @@
 """Multi-head latent attention (DeepSeek-V2/V3).
 
 Per token only a compressed latent [kv_lora_rank | rope part] is cached, in SGLang's MLA pool
-(one "head" per slot). Each step gathers the requests' latents, expands them into per-head
-keys and values with kv_b_proj, and attends. Checkpoints with interleaved rope pairs are
+(one "head" per slot). Attention runs in latent space with kv_b_proj absorbed (as DeepSeek's
+inference does): queries are mapped into the latent space per head, attend the cached entries
+as one shared KV head, and the latent-space output is mapped to values per head. Cached
+latents are never expanded per step. Checkpoints with interleaved rope pairs are
 de-interleaved at load time (rows of q_b_proj and kv_a_proj_with_mqa are permuted, the same
 permutation for q and k, so q.k is unchanged) and the NeoX rope kernel is used as is.
 """
 from __future__ import annotations
 
 import numpy as np
-from mindspore import mint, nn, ops
+from mindspore import mint, nn
 
-from mindspore_models import kernels, parallel
+from mindspore_models import parallel
 from mindspore_models.config import ModelConfig
-from mindspore_models.layers.attention import padded_attention
 from mindspore_models.layers.linear import Linear, column_parallel, row_parallel
 from mindspore_models.layers.norm import RMSNorm
 from mindspore_models.layers.rope import RotaryEmbedding, yarn_mscale
-from mindspore_models.runtime import context
 
 
 def deinterleave(rope_dim: int) -> np.ndarray:
@@ -59,21 +59,22 @@ class MLAttention(nn.Cell):
             self.scale *= yarn_mscale(scaling["factor"], scaling["mscale_all_dim"]) ** 2
         self.q_lora = bool(m.q_lora_rank)
 
-    def construct(self, positions, x):
-        ctx = context.get()
-        q = self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x))) if self.q_lora else self.q_proj(x)
+    def construct(self, positions, x, step):
+        rows = step.num_tokens
+        q = self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x, rows)), rows) if self.q_lora else self.q_proj(x, rows)
         q_nope, q_pe = mint.split(q.reshape(-1, self.h, self.nope + self.rope), [self.nope, self.rope], -1)
-        latent, k_pe = mint.split(self.kv_a_proj_with_mqa(x), [self.lora, self.rope], -1)
+        latent, k_pe = mint.split(self.kv_a_proj_with_mqa(x, rows), [self.lora, self.rope], -1)
         latent = self.kv_a_layernorm(latent)
         q_pe, k_pe = self.rotary(positions, q_pe, k_pe.reshape(-1, 1, self.rope))
+        q_latent = mint.bmm(q_nope.permute(1, 0, 2), self.w_uk).permute(1, 0, 2)  # [T, H, L]: k_nope absorbed
         entry = mint.cat((latent, k_pe.reshape(-1, self.rope)), -1).reshape(-1, 1, self.lora + self.rope)
-        buf = ctx.kv[self.layer_id][0]
-        done = kernels.kv_cache_write(buf, ctx.out_cache_loc, entry, ctx.slot_runs)
-        cached = ops.gather(kernels.pool_view(buf, done), ctx.kv_slots, 0)  # [B, S, 1, L]
-        b, s = ctx.kv_slots.shape
-        c_keys, pe_keys = mint.split(cached.reshape(b, s, self.lora + self.rope), [self.lora, self.rope], -1)
-        kv = self.kv_b_proj(c_keys.reshape(b * s, self.lora), rows=b * s).reshape(b, s, self.h, self.nope + self.v)
-        k_nope, values = mint.split(kv, [self.nope, self.v], -1)
-        keys = mint.cat((k_nope, pe_keys.unsqueeze(2).broadcast_to((b, s, self.h, self.rope))), -1)
-        out = padded_attention(mint.cat((q_nope, q_pe), -1), keys, values, ctx, 1, self.scale)
-        return self.o_proj(out)
+        out = step.attend_latent(self, mint.cat((q_latent, q_pe), -1), entry)  # [T, H*L]
+        out = mint.bmm(out.reshape(-1, self.h, self.lora).permute(1, 0, 2), self.w_uv)  # [H, T, V]: values absorbed
+        return self.o_proj(out.permute(1, 0, 2).reshape(-1, self.h * self.v), rows)
+
+    def process_weights_after_loading(self):
+        """Split kv_b_proj per head into the absorbed forms: q_nope @ w_uk scores against the
+        latent directly, and the attention output (a mix of latents) @ w_uv gives the values."""
+        w = self.kv_b_proj.weight.reshape(self.lora, self.h, self.nope + self.v)  # (in, out) layout
+        self.w_uk = w[:, :, : self.nope].permute(1, 2, 0).contiguous()  # [H, nope, L]
+        self.w_uv = w[:, :, self.nope:].permute(1, 0, 2).contiguous()  # [H, L, V]

@@ -75,7 +75,10 @@ class Router(nn.Cell):
     def construct(self, x):
         """-> weights [T, k] f32, expert ids [T, k] int32."""
         moe = self.moe
-        logits = mint.matmul(x, self.weight)  # [T, E]
+        if x.dtype != ms.float32:  # route in fp32, as HF does
+            logits = mint.matmul(x.astype(ms.float32), self.weight.astype(ms.float32))  # [T, E]
+        else:
+            logits = mint.matmul(x, self.weight)
         if moe.scoring == "softmax":
             weights, ids = ops.topk(mint.softmax(logits, -1), moe.top_k)
         else:
@@ -92,7 +95,8 @@ class Router(nn.Cell):
             weights = ops.gather_elements(scores, 1, ids)
         if moe.norm_topk_prob:
             weights = weights / (weights.sum(-1, keepdims=True) + (1e-20 if moe.scoring == "sigmoid" else 0.0))
-        return weights * moe.routed_scaling_factor, ids.astype(ms.int32)
+        weights = weights * moe.routed_scaling_factor
+        return (weights if x.dtype == ms.float32 else weights.astype(x.dtype)), ids.astype(ms.int32)
 
 
 class SparseMoE(nn.Cell):
@@ -102,9 +106,9 @@ class SparseMoE(nn.Cell):
         self.experts = Experts(moe.num_experts, hidden, moe.intermediate_size)
         self.shared_experts = shared
 
-    def construct(self, x):
+    def construct(self, x, rows: int):
         weights, ids = self.gate(x)
         out = kernels.moe_swiglu(x, weights, ids, self.experts.gate_up_proj, self.experts.down_proj)
         if self.shared_experts is not None:  # its down_proj already sums over ranks
-            return parallel.all_reduce(out) + self.shared_experts(x)
+            return parallel.all_reduce(out) + self.shared_experts(x, rows)
         return parallel.all_reduce(out)  # each rank computed its share of the intermediate size

@@ -1,19 +1,22 @@
-"""Run a MindSpore model without SGLang: a flat KV pool and per-request slot lists.
+"""Run a MindSpore model without SGLang: its own KV pool and per-request page lists.
 
 For parity tests against HF transformers and for benchmarks; SGLang's scheduler is not
-involved, but the same ForwardContext, layers and kernels are.
+involved, but the same plan, backends, layers and kernels are. Slots are handed out in
+whole pages per request, as SGLang's paged allocator does, so `page_size=128` exercises the
+same block tables as SGLang's NPU pool.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
-from mindspore_models import bridge, device
-from mindspore_models.kernels import KVBuffer
+from mindspore_models import device
+from mindspore_models.attention.plan import StepPlan
+from mindspore_models.attention.pool import KVPool
 from mindspore_models.registry import model_class
-from mindspore_models.runtime.context import forward_context
-from mindspore_models.runtime.inputs import build_context
+from mindspore_models.runtime import step as model_step
 from mindspore_models.weights import iter_safetensors
 
 
@@ -23,52 +26,66 @@ class Sequence:
     slots: list[int] = field(default_factory=list)  # KV slot of each token already in the pool
 
 
+def default_pool(cfg, slots: int, page_size: int, dtype: torch.dtype) -> KVPool:
+    """A pool shaped like SGLang's CPU pools: token-major, slot 0 padding (MLA: one joint entry)."""
+    if cfg.mla:
+        shape = (slots, 1, cfg.mla.kv_lora_rank + cfg.mla.qk_rope_head_dim)
+        return KVPool([torch.zeros(shape, dtype=dtype) for _ in range(cfg.num_layers)],
+                      [None] * cfg.num_layers, page_size, mla=True)
+    shape = (slots, cfg.num_kv_heads, cfg.head_dim)
+    return KVPool([torch.zeros(shape, dtype=dtype) for _ in range(cfg.num_layers)],
+                  [torch.zeros(shape, dtype=dtype) for _ in range(cfg.num_layers)], page_size, mla=False)
+
+
 class StandaloneRunner:
-    def __init__(self, model_dir: str, max_tokens: int = 4096, hf_config=None):
-        """hf_config: the config to build the model from (default: the checkpoint's config.json)."""
+    def __init__(self, model_dir: str, max_tokens: int = 4096, hf_config=None, page_size: int = 1,
+                 make_pool: Callable | None = None, make_backend: Callable | None = None,
+                 dtype: torch.dtype = torch.float32):
+        """hf_config: the config to build the model from (default: the checkpoint's config.json).
+        make_pool(model_config, slots, page_size, dtype) -> KVPool; make_backend(pool) -> backend
+        (defaults: SGLang-CPU-shaped pool, the device switch's backend). dtype: parameters and K/V."""
         from transformers import AutoConfig
 
         device.init("cpu")
         hf = hf_config or AutoConfig.from_pretrained(model_dir)
         self.model = model_class(hf.architectures)(hf)
+        self.model.cast(dtype)
         self.model.load_weights(iter_safetensors(model_dir))
-        cfg = self.model.config
-        if cfg.mla:  # one latent per token, like SGLang's MLA pool; V is read from the same entry
-            shape = (max_tokens + 1, 1, cfg.mla.kv_lora_rank + cfg.mla.qk_rope_head_dim)
-            self.pool = [(torch.zeros(shape),) * 2 for _ in range(cfg.num_layers)]
-        else:
-            shape = (max_tokens + 1, cfg.num_kv_heads, cfg.head_dim)  # slot 0 is padding, as in SGLang
-            self.pool = [(torch.zeros(shape), torch.zeros(shape)) for _ in range(cfg.num_layers)]
-        self.kv = [(KVBuffer.wrap(k), KVBuffer.wrap(v)) for k, v in self.pool]
-        self.next_slot = 1
-        self.capacity = max_tokens
+        self.page_size = page_size
+        pages = -(-max_tokens // page_size) + 1  # page 0 is padding, as in SGLang
+        self.pool = (make_pool or default_pool)(self.model.config, pages * page_size, page_size, self.model.kv_dtype)
+        self.pool.check(self.model.kv_row_shapes(), self.model.kv_dtype)
+        self.backend = (make_backend or device.attention_backend)(self.pool)
+        self.free_pages = list(range(pages - 1, 0, -1))
+
+    def _slots_for(self, seq: Sequence, n: int) -> list[int]:
+        """Slots for the next n tokens of seq: the rest of its last page, then fresh pages."""
+        fresh, page = [], (seq.slots[-1] // self.page_size if seq.slots else None)
+        for pos in range(len(seq.slots), len(seq.slots) + n):
+            if pos % self.page_size == 0:
+                if not self.free_pages:
+                    raise RuntimeError("standalone KV pool is full")
+                page = self.free_pages.pop()
+            fresh.append(page * self.page_size + pos % self.page_size)
+        return fresh
 
     def step(self, seqs: list[Sequence], new: list[list[int]], all_logits: bool = False) -> torch.Tensor:
         """Append `new[i]` to `seqs[i]` and run them as one batch; returns logits [N, V]."""
         positions, slots, ids = [], [], []
         for seq, toks in zip(seqs, new):
-            start = len(seq.slots)
-            fresh = list(range(self.next_slot, self.next_slot + len(toks)))
-            self.next_slot += len(toks)
-            if self.next_slot > self.capacity + 1:
-                raise RuntimeError("standalone KV pool is full")
+            fresh = self._slots_for(seq, len(toks))
+            positions += range(len(seq.slots), len(seq.slots) + len(toks))
             seq.tokens += toks
             seq.slots += fresh
-            positions += range(start, start + len(toks))
             slots += fresh
             ids += toks
-        width = max(len(s.slots) for s in seqs)
-        table = torch.zeros(len(seqs), width, dtype=torch.int64)
+        table = torch.zeros(len(seqs), max(len(s.slots) for s in seqs), dtype=torch.int64)
         for i, s in enumerate(seqs):
             table[i, : len(s.slots)] = torch.tensor(s.slots)
-        ctx = build_context(
-            seq_lens=torch.tensor([len(s.slots) for s in seqs]), q_lens=torch.tensor([len(t) for t in new]),
-            token_table=table, positions=torch.tensor(positions), out_cache_loc=torch.tensor(slots),
-            kv=self.kv, all_logits=all_logits,
-        )
-        with forward_context(ctx):
-            logits = self.model(bridge.copy_to_ms(torch.tensor(ids, dtype=torch.int32)))
-        return bridge.to_torch(logits).clone()
+        plan = StepPlan.build(torch.tensor([len(s.slots) for s in seqs]), torch.tensor([len(t) for t in new]),
+                              table, torch.tensor(positions), torch.tensor(slots), self.page_size, all_logits)
+        logits = model_step.forward(self.model, self.backend, plan, torch.tensor(ids))
+        return logits.float().clone()
 
     def prefill_logits(self, prompt: list[int]) -> torch.Tensor:
         return self.step([Sequence([])], [list(prompt)], all_logits=True)

@@ -1,0 +1,119 @@
+"""CPU attention backend: the custom kernels of kernels/cpu, or pure-MindSpore fallbacks.
+
+K/V rows are written into SGLang's pool in place (token-major view, any page size); the
+PagedAttention kernel reads each request's keys in place through the slot table. Without
+it, each request's keys are gathered into a padded [B, S] batch and attended with one masked
+batched matmul (GQA groups share a KV head without repeating it). MLA attends in latent
+space over the joint [latent | rope] entries, one KV "head" shared by every query head.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import mindspore as ms
+import torch
+from mindspore import mint, ops
+
+from mindspore_models import bridge, kernels
+from mindspore_models.attention.plan import StepPlan
+from mindspore_models.attention.pool import KVPool
+from mindspore_models.kernels import KVBuffer
+
+MASKED = -1e30  # finite, so fully masked padding rows give no NaN
+
+
+@dataclass(eq=False)
+class CpuStep:
+    """One step's metadata for the CPU backend (MindSpore tensors, built once per step)."""
+
+    backend: "CpuBackend"
+    slots: ms.Tensor  # [T] int64, KV slot each new token writes
+    slot_runs: list[tuple[int, int, int]]  # the same slots as contiguous runs (fallback KV write)
+    seq_lens: ms.Tensor  # [B] int32
+    q_starts: ms.Tensor  # [B] int32, first flat token of each request
+    q_lens: ms.Tensor  # [B] int32
+    kv_slots: ms.Tensor  # [B, S] int32, KV slot of key j of request b (padding -> slot 0)
+    q_index: ms.Tensor  # [B, Lq] int32, flat token of query i of request b (padding -> 0)
+    out_index: ms.Tensor  # [T] int32, row of each flat token in the padded [B*Lq] layout
+    mask_inputs: tuple  # (q_pos [B, Lq] torch, S, dtype): the mask is built only if a path needs it
+    num_tokens: int  # T, known on the host: reading a MindSpore tensor's shape costs a sync
+    num_logits: int
+
+    def attend(self, layer, q, k, v):
+        return self.backend.attend(layer, q, k, v, self)
+
+    def attend_latent(self, layer, q, entry):
+        return self.backend.attend_latent(layer, q, entry, self)
+
+    @functools.cached_property
+    def mask(self) -> ms.Tensor:
+        """[B, 1, 1, Lq, S] additive causal + length mask for the gathered paths. O(B*Lq*S):
+        never built when the PagedAttention kernel does the attention."""
+        q_pos, s, dtype = self.mask_inputs
+        allowed = torch.arange(s)[None, None, :] <= q_pos[:, :, None]  # [B, Lq, S]
+        mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, MASKED)
+        return bridge.copy_to_ms(mask[:, None, None])
+
+
+class CpuBackend:
+    name = "cpu"
+
+    def __init__(self, pool: KVPool):
+        self.pool = pool
+        # The pool is allocated once and never moves, so it is wrapped once.
+        self.kv = [(KVBuffer.wrap(pool.token_major(k)), KVBuffer.wrap(pool.token_major(v)) if v is not None else None)
+                   for k, v in zip(pool.keys, pool.values)]
+        if pool.mla and any(v is not None for v in pool.values):
+            raise ValueError("the CPU backend reads MLA entries as one [latent | rope] row (SGLang's CPU MLA pool), "
+                             "not the NPU pool's split buffers")
+
+    def prepare(self, plan: StepPlan) -> CpuStep:
+        b, s, lq = plan.batch_size, int(plan.seq_lens.max()), int(plan.q_lens.max())
+        i = torch.arange(lq)
+        q_valid = i[None, :] < plan.q_lens[:, None]  # [B, Lq]
+        q_index = torch.where(q_valid, plan.q_starts[:, None] + i[None, :], 0)
+        out_index = (torch.arange(b)[:, None] * lq + i[None, :])[q_valid]  # [T], request-major like the batch
+        q_pos = plan.prefix_lens[:, None] + i[None, :]  # [B, Lq] absolute position of each query
+        key_valid = torch.arange(s)[None, :] < plan.seq_lens[:, None]
+        kv_slots = torch.where(key_valid, plan.token_table[:, :s], 0)
+        i32 = lambda t: bridge.copy_to_ms(t.to(torch.int32))  # noqa: E731
+        return CpuStep(self, bridge.copy_to_ms(plan.slots), kernels.slot_runs(plan.slots), i32(plan.seq_lens),
+                       i32(plan.q_starts), i32(plan.q_lens), i32(kv_slots), i32(q_index), i32(out_index),
+                       (q_pos, s, torch.float32), plan.num_tokens, plan.num_logits)
+
+    def attend(self, layer, q, k, v, step: CpuStep):
+        """q [T, Hq, D], k/v [T, Hkv, D] -> [T, Hq*D]; K/V rows are written into the pool first."""
+        k_buf, v_buf = self.kv[layer.layer_id]
+        k_done = kernels.kv_cache_write(k_buf, step.slots, k, step.slot_runs)
+        v_done = kernels.kv_cache_write(v_buf, step.slots, v, step.slot_runs)
+        if kernels.active("PagedAttention"):
+            return kernels.paged_attention(q, k_buf, v_buf, step, layer.scale, after=ops.depend(k_done, v_done))
+        keys = ops.gather(kernels.pool_view(k_buf, k_done), step.kv_slots, 0)  # [B, S, Hkv, D]
+        values = ops.gather(kernels.pool_view(v_buf, v_done), step.kv_slots, 0)
+        return padded_attention(q, keys, values, step, layer.group, layer.scale)
+
+    def attend_latent(self, layer, q, entry, step: CpuStep):
+        """MLA: q [T, H, L+R] against every cached entry [L+R] (values: its first L) -> [T, H*L]."""
+        buf = self.kv[layer.layer_id][0]
+        done = kernels.kv_cache_write(buf, step.slots, entry, step.slot_runs)
+        cached = ops.gather(kernels.pool_view(buf, done), step.kv_slots, 0)  # [B, S, 1, L+R]
+        values = cached[..., : layer.lora]
+        return padded_attention(q, cached, values, step, layer.h, layer.scale)
+
+
+def padded_attention(q, keys, values, step: CpuStep, group: int, scale: float):
+    """q [T, Hkv*G, Dk] with each request's keys/values [B, S, Hkv, Dk|Dv] -> [T, Hkv*G*Dv].
+
+    Queries are padded to [B, Lq]; the step's mask hides future and padding keys."""
+    b, s, hkv, dk = keys.shape
+    dv = values.shape[-1]
+    lq = step.q_index.shape[1]
+    queries = ops.gather(q, step.q_index, 0)  # [B, Lq, Hq, Dk]
+    queries = queries.reshape(b, lq, hkv, group, dk).permute(0, 2, 3, 1, 4).reshape(b, hkv, group * lq, dk)
+    scores = mint.matmul(queries, keys.permute(0, 2, 3, 1)) * scale  # [B, Hkv, G*Lq, S]
+    scores = scores.reshape(b, hkv, group, lq, s).astype(ms.float32) + step.mask  # softmax in fp32, as HF
+    probs = mint.softmax(scores, -1).astype(values.dtype).reshape(b, hkv, group * lq, s)
+    out = mint.matmul(probs, values.permute(0, 2, 1, 3))  # [B, Hkv, G*Lq, Dv]
+    out = out.reshape(b, hkv, group, lq, dv).permute(0, 3, 1, 2, 4).reshape(b * lq, hkv * group * dv)
+    return ops.gather(out, step.out_index, 0)  # [T, Hq*Dv]
