@@ -1,4 +1,13 @@
-"""The one device switch. Everything that differs between CPU and Ascend NPU is decided here.
+"""The one device switch. Everything that differs between CPU and Ascend NPU is decided here:
+
+- which MindSpore device a process uses (`init`), and never a second `set_device`;
+- the attention/KV backend (`attention_backend`): CPU kernels, or MindSpore's Ascend ops;
+- where parameters live after loading (`place_parameters`), so SGLang sizes its KV pool
+  from the memory that is really left;
+- how tensor-parallel collectives run (`collectives`): on CPU through SGLang's torch process
+  group (tensors cross by DLPack), on NPU on the MindSpore group upstream's runner created
+  from that same SGLang group's HCCL communicator;
+- how MindSpore results become visible to torch (`synchronize`).
 
 `cpu` is the development and CI path and is tested on every commit. `npu` is the production
 path on Ascend; it needs torch_npu and CANN, neither of which exists on the CI machines, so
@@ -14,7 +23,7 @@ SUPPORTED = ("cpu", "npu")
 _device: str | None = None
 
 
-def init(device: str, local_rank: int = 0) -> str:
+def init(device: str) -> str:
     """Select the MindSpore backend once per process; later calls must agree."""
     global _device
     device = device.lower()
@@ -31,9 +40,23 @@ def init(device: str, local_rank: int = 0) -> str:
         # made a decode step of a 4-layer Qwen3-0.6B ~1.6x slower (140 ms vs 86 ms).
         ms.runtime.launch_blocking()
     else:  # NPU: not exercised on the CI machines
-        ms.set_device("Ascend", local_rank)
+        _use_ascend_device()
     _device = device
     return device
+
+
+def _use_ascend_device() -> None:
+    """Under SGLang, upstream's mindspore_runner already called set_device("Ascend", <this rank's
+    device>) before the model is built, and a second call with another id raises: keep it. Only a
+    process nobody set up (the standalone runner) picks a device, from DEVICE_ID (default 0)."""
+    from mindspore.device_manager import DeviceManagerConf
+
+    if DeviceManagerConf.get_instance().is_device_enable():
+        target = ms.get_current_device().device_target
+        if target != "Ascend":
+            raise RuntimeError(f"MindSpore is already set to device {target}, not Ascend")
+        return
+    ms.set_device("Ascend", int(os.environ.get("DEVICE_ID", "0")))
 
 
 def current() -> str:
@@ -61,6 +84,23 @@ def attention_backend(pool):
     from mindspore_models.attention.ascend import AscendBackend  # NOT exercised here: needs an NPU
 
     return AscendBackend(pool)
+
+
+def place_parameters(cell) -> None:
+    """Move every parameter to the device once loaded (NPU; NOT exercised here). MindSpore keeps
+    host data until first use, and SGLang sizes its KV pool from free device memory right after
+    loading: without this the pool would claim memory the weights need."""
+    if current() == "cpu":
+        return
+    for p in cell.get_parameters():
+        p.set_data(p.move_to("Ascend"))
+
+
+def collectives():
+    """The tensor-parallel collectives for this device, built once."""
+    from mindspore_models import parallel
+
+    return parallel.collectives_for(current())
 
 
 def uses_custom_cpu_kernels() -> bool:

@@ -3,15 +3,18 @@
 Rank and size come from SGLang's parallel state when running inside SGLang, else (0, 1).
 `simulate(rank, size)` pretends to be one rank of a group inside a single process, for the
 sharding tests: collectives then return this rank's partial result and the test combines
-the ranks the way the collective would. Real multi-rank collectives (size > 1 outside a
-simulation) need several devices and are NOT exercised on the CI machines.
+the ranks the way the collective would. Real collectives go where the device switch says
+(`device.collectives()`): SGLang's torch group on CPU, the matching MindSpore HCCL group on NPU.
 """
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from mindspore import ops
+
+from mindspore_models import bridge, device
 
 
 @dataclass(frozen=True)
@@ -64,12 +67,49 @@ def all_reduce(x):
     """Sum of x over the TP group."""
     if tp().size == 1 or _simulated is not None:
         return x
-    return ops.AllReduce()(x)  # NOT exercised here: needs several devices
+    return device.collectives().all_reduce(x)
 
 
 def all_gather_last(x):
     """Concatenation of x over the TP group along the last dim."""
     if tp().size == 1 or _simulated is not None:
         return x
-    gathered = ops.AllGather()(x.swapaxes(0, -1))  # NOT exercised here: needs several devices
-    return gathered.swapaxes(0, -1)
+    return device.collectives().all_gather_last(x)
+
+
+class TorchGroupCollectives:
+    """CPU: SGLang's own TP group coordinator (gloo on a plain CPU); tensors cross by DLPack.
+    A call into torch cannot sit inside a compiled MindSpore graph: the graph is cut there."""
+
+    def __init__(self):
+        from sglang.srt.distributed.parallel_state import get_tp_group
+
+        self.group = get_tp_group()
+
+    def all_reduce(self, x):
+        return bridge.to_ms(self.group.all_reduce(bridge.to_torch(x)))
+
+    def all_gather_last(self, x):
+        return bridge.to_ms(self.group.all_gather(bridge.to_torch(x), dim=-1))
+
+
+class MindSporeGroupCollectives:
+    """NPU (NOT exercised here): MindSpore's HCCL ops on the group upstream's mindspore_runner
+    created from SGLang's TP group communicator, under that group's unique name (not the world)."""
+
+    def __init__(self):
+        from sglang.srt.distributed.parallel_state import get_tp_group
+
+        name = get_tp_group().unique_name
+        self._reduce, self._gather = ops.AllReduce(group=name), ops.AllGather(group=name)
+
+    def all_reduce(self, x):
+        return self._reduce(x)
+
+    def all_gather_last(self, x):
+        return self._gather(x.swapaxes(0, -1)).swapaxes(0, -1)
+
+
+@functools.cache
+def collectives_for(device_name: str):
+    return TorchGroupCollectives() if device_name == "cpu" else MindSporeGroupCollectives()

@@ -29,7 +29,7 @@ VARIANTS = {
     "deepseek-v3-unaligned": dict(arch="deepseek_v3", rope_scaling="yarn", seed=11,
                                   **dict(UNALIGNED_MOE, num_key_value_heads=6)),
     # MindSpore's Ascend mla op takes only kv_lora_rank 512, rope dim 64 and 16k heads: the Ascend backend's MLA variant
-    "deepseek-v3-ascend": dict(arch="deepseek_v3", rope_scaling="yarn", seed=12, kv_lora_rank=512, qk_rope_head_dim=64,
+    "deepseek-v3-ascend": dict(arch="deepseek_v3", rope_scaling="yarn", seed=1, kv_lora_rank=512, qk_rope_head_dim=64,
                                num_attention_heads=16, num_key_value_heads=16, hidden_size=96),
     "qwen3-moe-unnormed": dict(arch="qwen3_moe", norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[],
                                seed=8),

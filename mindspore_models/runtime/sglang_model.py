@@ -1,9 +1,10 @@
-"""The torch.nn.Module SGLang loads for `--model-impl mindspore` (patched sglang/srt/models/mindspore.py).
+"""The SGLang-facing side of a MindSpore model, driven by upstream SGLang's own MindSpore glue
+(`sglang/srt/models/mindspore.py`, which our patch series keeps).
 
-SGLang owns scheduling, the radix cache, the KV pool and sampling; this shell turns each
-ForwardBatch into a step plan, runs the MindSpore model picked by the registry on the
-attention backend the device switch chose, and hands the logits back to SGLang's sampler.
-K/V stay in SGLang's pool (shared via DLPack).
+SGLang owns scheduling, the radix cache, the KV pool and sampling; upstream's glue owns the
+torch module SGLang calls. Per step this class turns the ForwardBatch into a step plan, runs
+the registry's model on the attention backend the device switch chose, and returns logits,
+which the glue hands to SGLang's sampler. K/V stay in SGLang's pool (shared via DLPack).
 """
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ import os
 
 import torch
 
-from mindspore_models import device, kernels
+from mindspore import nn
+
+from mindspore_models import bridge, device, kernels
 from mindspore_models.attention.plan import StepPlan
 from mindspore_models.attention.pool import KVPool
 from mindspore_models.registry import model_class
-from mindspore_models.runtime import step as model_step
 
 logger = logging.getLogger(__name__)
 _BATCH_LOG = os.environ.get("SGLMS_BATCH_LOG")  # JSON lines of each step's shape, for tests and debugging
@@ -66,8 +68,16 @@ def plan_from_batch(fb, positions: torch.Tensor, page_size: int) -> StepPlan:
     return StepPlan.build(seq_lens, q_lens, table, positions, fb.out_cache_loc, page_size)
 
 
-class MindSporeForCausalLM(torch.nn.Module):
-    def __init__(self, config, quant_config=None, prefix: str = ""):
+class SGLangModel(nn.Cell):
+    """What upstream's glue drives: built as `arch(config=..., quant_config=...)`, then per step
+    `inputs = model.prepare_inputs(forward_batch, upstream_inputs)` and `logits = model(**inputs)`.
+
+    Upstream's inputs (its block tables, Ascend masks and cache lists) are replaced by this
+    package's step plan and the backend the device switch chose; the token ids are reused."""
+
+    capture_aux_hidden_states = False  # no EAGLE3 hidden-state capture yet
+
+    def __init__(self, config, quant_config=None):
         super().__init__()
         from sglang.srt.runtime_context import get_server_args
 
@@ -75,33 +85,36 @@ class MindSporeForCausalLM(torch.nn.Module):
         if quant_config is not None:
             raise ValueError("the MindSpore model impl does not support quantized checkpoints yet")
         device.init(args.device)
-        self.config = config
         self.model = model_class(config.architectures)(config)
-        self.model.cast(serving_dtype(args.dtype, config))
+        dtype = serving_dtype(args.dtype, config)
+        self.model.cast(dtype)
+        config.param_dtype = bridge.ms_dtype(dtype)  # upstream's glue builds its (unused) masks in it
+        self.hf_config = config
         self.backend = None  # bound to SGLang's KV pool on the first step (the pool is made after loading)
         kernels.log_status()
         logger.info("MindSpore model %s on %s", type(self.model).__name__, device.current())
 
     def load_weights(self, weights):
         self.model.load_weights(weights)
+        device.place_parameters(self.model)  # before SGLang measures free memory for its KV pool
 
     def _bind_pool(self):
         from sglang.srt.model_executor.forward_context import get_token_to_kv_pool
 
         cfg = self.model.config
         pool = KVPool.from_sglang(get_token_to_kv_pool(), cfg.num_layers, mla=cfg.mla is not None)
-        pool.check(self.model.kv_row_shapes(), self.model.kv_dtype, padding_hint(self.config))
+        pool.check(self.model.kv_row_shapes(), self.model.kv_dtype, padding_hint(self.hf_config))
         self.backend = device.attention_backend(pool)
 
-    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, forward_batch, **_):
-        from sglang.srt.layers.logits_processor import LogitsProcessorOutput
-
-        if input_ids.numel() == 0:  # idle batch
-            return LogitsProcessorOutput(next_token_logits=torch.empty(0, self.model.config.vocab_size))
+    def prepare_inputs(self, forward_batch, upstream_inputs: dict) -> dict:
         if self.backend is None:
             self._bind_pool()
-        plan = plan_from_batch(forward_batch, positions, self.backend.pool.page_size)
+        plan = plan_from_batch(forward_batch, forward_batch.positions, self.backend.pool.page_size)
         if _BATCH_LOG:
             _log_batch(forward_batch.forward_mode, plan.q_lens, plan.seq_lens)
-        logits = model_step.forward(self.model, self.backend, plan, input_ids)
-        return LogitsProcessorOutput(next_token_logits=logits)
+        as_i32 = lambda t: bridge.copy_to_ms(t.to(torch.int32))  # noqa: E731
+        return {"input_ids": upstream_inputs["input_ids"], "positions": as_i32(plan.positions),
+                "logits_index": as_i32(plan.logits_index), "step": self.backend.prepare(plan)}
+
+    def construct(self, input_ids, positions, logits_index, step):
+        return self.model(input_ids, positions, logits_index, step)  # [N, V]
