@@ -46,7 +46,7 @@ class StandaloneRunner:
         (defaults: SGLang-CPU-shaped pool, the device switch's backend). dtype: parameters and K/V."""
         from transformers import AutoConfig
 
-        device.init("cpu")
+        device.current()  # SGLMS_DEVICE (default cpu) unless the caller chose already
         hf = hf_config or AutoConfig.from_pretrained(model_dir)
         self.model = model_class(hf.architectures)(hf)
         self.model.cast(dtype)
