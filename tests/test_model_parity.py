@@ -114,3 +114,15 @@ def test_missing_expert_tensor_is_named(make_variant):
     with pytest.raises(WeightLoadError, match=r"model\.layers\.1\.mlp\.experts\.7\.down_proj\.weight: checkpoint shape "
                                               r"\(64, 31\), model expects \(64, 32\)"):
         _load_edited(ckpt, lambda w: w.__setitem__("model.layers.1.mlp.experts.7.down_proj.weight", torch.zeros(64, 31)))
+
+
+@pytest.mark.parametrize("variant", ["qwen3", "deepseek-v3-unaligned"])
+def test_cpu_backend_over_128_token_pages_matches_hf(variant, make_variant, kernel_mode):
+    """SGLang's --page-size 128 (the NPU pool's memory order): whole pages per request, same tokens."""
+    ckpt = make_variant(variant)
+    runner = StandaloneRunner(str(ckpt), max_tokens=1024, page_size=128)
+    got = runner.greedy(PROMPTS, 8)
+    assert sorted(set(runner.pool.token_major(runner.pool.keys[0]).abs().sum((1, 2)).nonzero().flatten().div(
+        128, rounding_mode="floor").tolist())) == [1, 2, 3]  # one page per request, page 0 left as padding
+    hf = hf_model(ckpt)
+    assert got == [hf_greedy(hf, p, 8) for p in PROMPTS]

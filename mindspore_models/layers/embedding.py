@@ -1,4 +1,7 @@
-"""Token embedding and LM head, both split over the vocabulary across tensor-parallel ranks."""
+"""Token embedding and LM head, both split over the vocabulary across tensor-parallel ranks.
+
+A vocabulary the TP size does not divide is padded (`TP.vocab`): every rank holds the same number
+of rows, the padding rows are zeros, and the gathered logits are cut back to the real vocabulary."""
 from __future__ import annotations
 
 import mindspore as ms
@@ -12,7 +15,7 @@ class Embedding(nn.Cell):
     def __init__(self, vocab: int, dim: int):
         super().__init__()
         self.vocab, self.dim = vocab, dim
-        self.start, self.rows = parallel.tp().split(vocab, "vocab_size")
+        self.start, self.count, self.rows = parallel.tp().vocab(vocab)
         self.sharded = self.rows != vocab
         self.weight = Parameter(ms.Tensor(np.zeros((self.rows, dim), np.float32)), name="weight")
 
@@ -29,7 +32,7 @@ class Embedding(nn.Cell):
         return (self.vocab, self.dim)
 
     def assemble(self, param: str, parts: dict) -> np.ndarray:
-        return np.ascontiguousarray(parts[None][self.start: self.start + self.rows])
+        return _padded_rows(parts[None][self.start: self.start + self.count], self.rows)
 
 
 class LMHead(nn.Cell):
@@ -39,19 +42,19 @@ class LMHead(nn.Cell):
         super().__init__()
         self.tied_to = tied_to
         self.vocab, self.dim = vocab, dim
-        self.start, self.rows = parallel.tp().split(vocab, "vocab_size")
+        self.start, self.count, self.rows = parallel.tp().vocab(vocab)
+        self.padded = self.rows * parallel.tp().size != vocab
         if tied_to is None:
-            self.weight = Parameter(ms.Tensor(np.zeros((dim, self.rows), np.float32)), name="weight")
+            self.weight = Parameter(ms.Tensor(np.zeros((self.rows, dim), np.float32)), name="weight")  # HF (V, H)
 
     def construct(self, x, rows: int):
-        if self.tied_to is not None:
-            logits = kernels.matmul_nt(x, self.tied_to.weight, rows)
-        else:
-            logits = kernels.matmul(x, self.weight, rows)
-        return parallel.all_gather_last(logits)  # [N, V]
+        weight = self.tied_to.weight if self.tied_to is not None else self.weight
+        logits = kernels.matmul_nt(x, weight, rows)
+        logits = parallel.all_gather_last(logits)  # [N, rows * tp]
+        return logits[:, : self.vocab] if self.padded else logits  # [N, V]
 
     def expected_shape(self, param: str, shard) -> tuple[int, ...]:
         return (self.vocab, self.dim)  # HF stores (vocab, hidden)
 
     def assemble(self, param: str, parts: dict) -> np.ndarray:
-        return np.ascontiguousarray(parts[None][self.start: self.start + self.rows].T)
+        return _padded_rows(parts[None][self.start: self.start + self.count], self.rows)

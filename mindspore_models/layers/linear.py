@@ -1,5 +1,7 @@
-"""Linear layers. Weights are stored transposed, (in, out): mint.matmul(x, W) with that layout
-was ~28x faster on MindSpore CPU than linear() with (out, in).
+"""Linear layers. Weights keep HF's (out, in) layout: the decode GEMV kernel streams it at the
+machine's read bandwidth (rows are contiguous dot products; the (in, out) layout reached a
+third of that), and MatMul(transpose_b) on it is as fast as or faster than mint.matmul on
+(in, out) at prefill sizes here (see kernels.matmul_nt).
 
 A packed layer (qkv_proj, gate_up_proj) declares its shards; the weight loader assembles
 the HF tensors of all shards, checks every shape, and sets the parameter once complete.
@@ -34,14 +36,14 @@ class Linear(nn.Cell):
         self.in_features = in_features
         local_in = in_take[1] if in_take else in_features
         local_out = sum(n for _, n in self.take.values())
-        self.weight = Parameter(ms.Tensor(np.zeros((local_in, local_out), np.float32)), name="weight")
+        self.weight = Parameter(ms.Tensor(np.zeros((local_out, local_in), np.float32)), name="weight")
         self.bias = Parameter(ms.Tensor(np.zeros(local_out, np.float32)), name="bias") if bias else None
         # row parallel: the bias is added once, by rank 0, before the sum over ranks
         self.add_bias = bias and (in_take is None or parallel.tp().rank == 0)
 
     def construct(self, x, rows: int):
         """rows: x's row count, known on the host (reading a MindSpore tensor's shape costs a sync)."""
-        y = kernels.matmul(x, self.weight, rows)
+        y = kernels.matmul_nt(x, self.weight, rows)
         if self.add_bias:
             y = y + self.bias
         return parallel.all_reduce(y) if self.in_take else y
@@ -54,7 +56,7 @@ class Linear(nn.Cell):
         return (rows, self.in_features) if param == "weight" else (rows,)
 
     def assemble(self, param: str, parts: dict) -> np.ndarray:
-        """HF tensors of every shard (each (rows, in) or (rows,)) -> this rank's stored layout."""
+        """HF tensors of every shard (each (rows, in) or (rows,)) -> this rank's (out, in) part."""
         ordered = {s: p[self.row_order] if self.row_order is not None else p for s, p in parts.items()}
         full = np.concatenate([ordered[s][start: start + n] for s, (start, n) in self.take.items()], axis=0)
         if param != "weight":
@@ -62,7 +64,7 @@ class Linear(nn.Cell):
         if self.in_take:
             start, n = self.in_take
             full = full[:, start: start + n]
-        return np.ascontiguousarray(full.T)
+        return np.ascontiguousarray(full)
 
 
 def column_parallel(in_features: int, shards: dict, bias: bool = False, take: dict | None = None,

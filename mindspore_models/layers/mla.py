@@ -75,6 +75,6 @@ class MLAttention(nn.Cell):
     def process_weights_after_loading(self):
         """Split kv_b_proj per head into the absorbed forms: q_nope @ w_uk scores against the
         latent directly, and the attention output (a mix of latents) @ w_uv gives the values."""
-        w = self.kv_b_proj.weight.reshape(self.lora, self.h, self.nope + self.v)  # (in, out) layout
-        self.w_uk = w[:, :, : self.nope].permute(1, 2, 0).contiguous()  # [H, nope, L]
-        self.w_uv = w[:, :, self.nope:].permute(1, 0, 2).contiguous()  # [H, L, V]
+        w = self.kv_b_proj.weight.reshape(self.h, self.nope + self.v, self.lora)  # HF (out, in) layout
+        self.w_uk = w[:, : self.nope].contiguous()  # [H, nope, L]
+        self.w_uv = w[:, self.nope:].permute(0, 2, 1).contiguous()  # [H, L, V]
