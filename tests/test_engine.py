@@ -22,12 +22,13 @@ def prompts(vocab: int = 380) -> list[list[int]]:
     return [[rng.randrange(3, vocab) for _ in range(n)] for n in (5, 37, 150, 12)]
 
 
-def run_engine(model_path, impl: str):
+def run_engine(model_path, impl: str, page_size: int = 1):
     import sglang as sgl
 
     engine = sgl.Engine(model_path=str(model_path), model_impl=impl, device="cpu", attention_backend="torch_native",
-                        dtype="float32", disable_cuda_graph=True, chunked_prefill_size=CHUNK, enable_mixed_chunk=True,
-                        max_total_tokens=4096, log_level="error", random_seed=0)
+                        dtype="float32", disable_cuda_graph=True, chunked_prefill_size=max(CHUNK, page_size),
+                        enable_mixed_chunk=True, max_total_tokens=4096, log_level="error", random_seed=0,
+                        page_size=page_size)
     try:
         params = {"temperature": 0, "max_new_tokens": NEW_TOKENS, "ignore_eos": True}
         first = engine.generate(input_ids=prompts(), sampling_params=params)
@@ -117,3 +118,17 @@ def test_mindspore_impl_matches_hf_generate(results, checkpoint):
     first, _ = results["mindspore"]
     for prompt, got in zip(prompts(), ids(first)):
         assert got == hf_greedy(hf, prompt, NEW_TOKENS), f"prompt len {len(prompt)}"
+
+
+def test_128_token_pages_give_the_same_tokens(make_variant):
+    """--page-size 128 (the NPU pool's memory order, whole pages per request) through the engine;
+    SGLang needs chunks of whole pages, so the 150-token prompt goes in chunks of 128."""
+    from transformers import AutoModelForCausalLM
+
+    ckpt = make_variant("qwen3")
+    first, second = run_engine(ckpt, "mindspore", page_size=128)
+    hf = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32).eval()
+    assert ids(first) == [hf_greedy(hf, p, NEW_TOKENS) for p in prompts()]
+    # the radix cache keeps whole pages: only the 150-token prompt has one to reuse
+    assert [o["meta_info"]["cached_tokens"] for o in second][2] >= 128
+    assert ids(second)[2] == hf_greedy(hf, prompts()[2] + [9, 10, 11], NEW_TOKENS)
