@@ -29,6 +29,14 @@ class TP:
         count = total // self.size
         return self.rank * count, count
 
+    def vocab(self, total: int) -> tuple[int, int, int]:
+        """(start, count, rows) of this rank's vocabulary slice: the vocabulary is padded to a multiple
+        of the TP size (as SGLang's VocabParallelEmbedding does), every rank holds `rows` = the padded
+        share, of which the first `count` are real tokens (the last rank may hold fewer; the rest are zeros)."""
+        rows = -(-total // self.size)
+        start = min(self.rank * rows, total)
+        return start, min(rows, total - start), rows
+
     def kv_heads(self, total: int) -> tuple[int, int]:
         """KV heads of this rank: an equal share, or one replicated head when there are fewer than ranks."""
         if total >= self.size:

@@ -58,3 +58,10 @@ class LMHead(nn.Cell):
 
     def assemble(self, param: str, parts: dict) -> np.ndarray:
         return _padded_rows(parts[None][self.start: self.start + self.count], self.rows)
+
+
+def _padded_rows(part: np.ndarray, rows: int) -> np.ndarray:
+    """This rank's vocabulary rows (HF layout), zero rows appended up to the padded share."""
+    if part.shape[0] == rows:
+        return np.ascontiguousarray(part)
+    return np.concatenate([part, np.zeros((rows - part.shape[0],) + part.shape[1:], part.dtype)])
