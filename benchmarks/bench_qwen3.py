@@ -1,23 +1,41 @@
 """Prefill and decode throughput of a Qwen3-0.6B-shaped model (random weights) on this CPU.
 
-Side by side, in one run, on one checkpoint:
-  mindspore  patched SGLang engine, --model-impl mindspore (this project)
-  native     patched SGLang engine, SGLang's own torch model (--model-impl sglang)
-  hf         HF transformers generate()
+Side by side, in one run, on one checkpoint, each implementation in its own process:
+  mindspore        patched SGLang engine, --model-impl mindspore (this project)
+  native           patched SGLang engine, SGLang's own torch model (--model-impl sglang)
+  hf               HF transformers generate()
+  mindspore-model  the MindSpore model alone (standalone runner, no scheduler): decode steps only
 
     python benchmarks/bench_qwen3.py [--layers 28] [--prompt-len 128] [--decode-tokens 16] [--batches 1 16]
 
 prefill tok/s = batch*prompt_len / time(generate 1 token)
 decode tok/s  = batch*decode_tokens / (time(generate 1+decode_tokens) - time(generate 1 token))
 Each measurement is the best of --repeats runs with fresh random prompts (no radix-cache hits).
+The machine's read bandwidth and fp32 GEMM peak are measured first; each row is printed as a
+share of its roofline (decode: the weights read once per step; prefill: 2 FLOP per parameter
+per token). A row is marked BUSY when other processes used more than 10% of a core meanwhile.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+TARGETS = [  # (label, impl, other impl, batch, phase, minimum ratio): issue 9's goals
+    ("decode b1 >= 1.5x native", "mindspore", "native", 1, "decode", 1.5),
+    ("decode b1 >= 1.0x hf", "mindspore", "hf", 1, "decode", 1.0),
+    ("decode b16 >= 1.5x hf", "mindspore", "hf", 16, "decode", 1.5),
+    ("decode b16 >= 2x native", "mindspore", "native", 16, "decode", 2.0),
+    ("prefill b1 >= 1.0x hf", "mindspore", "hf", 1, "prefill", 1.0),
+    ("prefill b16 >= 1.0x hf", "mindspore", "hf", 16, "prefill", 1.0),
+]
 
 
 def prompts(batch: int, length: int, seed: int) -> list[list[int]]:
@@ -25,13 +43,46 @@ def prompts(batch: int, length: int, seed: int) -> list[list[int]]:
     return [[rng.randrange(10, 150000) for _ in range(length)] for _ in range(batch)]
 
 
+class CpuWatch:
+    """CPU seconds used by the whole machine vs by this process tree, and the tree's peak RSS."""
+
+    def __init__(self):
+        import psutil
+
+        self.psutil, self.me = psutil, psutil.Process()
+        self.peak_rss, self._stop = 0, threading.Event()
+        threading.Thread(target=self._sample_rss, daemon=True).start()
+
+    def _tree(self):
+        return [self.me, *self.me.children(recursive=True)]
+
+    def _sample_rss(self):
+        while not self._stop.wait(0.2):
+            try:
+                self.peak_rss = max(self.peak_rss, sum(p.memory_info().rss for p in self._tree()))
+            except self.psutil.Error:
+                pass
+
+    def cpu(self) -> tuple[float, float]:
+        busy = self.psutil.cpu_times()
+        machine = busy.user + busy.system + busy.nice + getattr(busy, "irq", 0) + getattr(busy, "softirq", 0)
+        mine = 0.0
+        for p in self._tree():
+            try:
+                t = p.cpu_times()
+                mine += t.user + t.system
+            except self.psutil.Error:
+                pass
+        return machine, mine + self.me.cpu_times().children_user + self.me.cpu_times().children_system
+
+
 class EngineBench:
-    def __init__(self, path: Path, impl: str):
+    def __init__(self, path: Path, impl: str, max_total_tokens: int):
         import sglang as sgl
 
         self.engine = sgl.Engine(model_path=str(path), model_impl=impl, device="cpu", attention_backend="torch_native",
                                  dtype="float32", disable_cuda_graph=True, disable_radix_cache=True,
-                                 max_total_tokens=16384, log_level="error", skip_tokenizer_init=True)
+                                 max_total_tokens=max_total_tokens, log_level="error", skip_tokenizer_init=True)
 
     def timed(self, ids, new_tokens: int) -> float:
         t = time.perf_counter()
@@ -44,7 +95,7 @@ class EngineBench:
 
 
 class HFBench:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *_):
         import torch
         from transformers import AutoModelForCausalLM
 
@@ -62,14 +113,97 @@ class HFBench:
         pass
 
 
+class ModelOnlyBench:
+    """The MindSpore model without SGLang's scheduler: only decode steps are timed."""
+
+    def __init__(self, path: Path, *_):
+        self.path = path
+
+    def decode_step_seconds(self, batch: int, prompt_len: int, steps: int, seed: int) -> float:
+        from mindspore_models.runtime.standalone import Sequence, StandaloneRunner
+
+        runner = StandaloneRunner(str(self.path), max_tokens=batch * (prompt_len + steps + 1))
+        seqs = [Sequence([]) for _ in range(batch)]
+        runner.step(seqs, prompts(batch, prompt_len, seed))
+        best = float("inf")
+        for _ in range(steps):
+            t = time.perf_counter()
+            runner.step(seqs, [[11] for _ in seqs])
+            best = min(best, time.perf_counter() - t)
+        return best
+
+
 def measure(bench, batch: int, args, seed: int) -> tuple[float, float]:
     bench.timed(prompts(batch, 8, seed), 2)  # warm up
     pre = min(bench.timed(prompts(batch, args.prompt_len, seed + r), 1) for r in range(args.repeats))
     full = min(bench.timed(prompts(batch, args.prompt_len, seed + 100 + r), 1 + args.decode_tokens)
                for r in range(args.repeats))
-    prefill = batch * args.prompt_len / pre
-    decode = batch * args.decode_tokens / max(full - pre, 1e-9)
-    return prefill, decode
+    return batch * args.prompt_len / pre, batch * args.decode_tokens / max(full - pre, 1e-9)
+
+
+def worker(args) -> None:
+    """One implementation in this process; prints one JSON line."""
+    watch = CpuWatch()
+    path, impl = Path(args.ckpt), args.worker
+    rows = {}
+    if impl == "mindspore-model":
+        bench = ModelOnlyBench(path)
+        for b in args.batches:
+            t, (m0, c0) = time.perf_counter(), watch.cpu()
+            step = bench.decode_step_seconds(b, 32, args.decode_tokens, seed=b)
+            (m1, c1), t = watch.cpu(), time.perf_counter() - t
+            rows[b] = dict(prefill=None, decode=b / step, others=(m1 - m0) - (c1 - c0), seconds=t)
+    else:
+        cls = HFBench if impl == "hf" else EngineBench
+        bench = cls(path, "sglang" if impl == "native" else impl, args.max_total_tokens)
+        try:
+            for b in args.batches:
+                t, (m0, c0) = time.perf_counter(), watch.cpu()
+                p, d = measure(bench, b, args, seed=b)
+                (m1, c1), t = watch.cpu(), time.perf_counter() - t
+                rows[b] = dict(prefill=p, decode=d, others=(m1 - m0) - (c1 - c0), seconds=t)
+        finally:
+            bench.close()
+    print("RESULT " + json.dumps({"rows": rows, "peak_rss": watch.peak_rss}), flush=True)
+
+
+def machine_roofline() -> tuple[float, float]:
+    """(read bandwidth bytes/s, fp32 GEMM FLOP/s), best of 3, measured here."""
+    import torch
+
+    a = torch.ones(128 * 2**20)  # 512 MiB, summed by all of torch's threads
+    bw = max(a.numel() * 4 / _seconds(lambda: a.sum()) for _ in range(3))
+    x = torch.randn(2048, 2048)
+    flops = max(2 * 2048**3 / _seconds(lambda: x @ x) for _ in range(3))
+    return bw, flops
+
+
+def _seconds(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def run_worker(impl: str, ckpt: Path, args) -> dict:
+    cmd = [sys.executable, __file__, "--worker", impl, "--ckpt", str(ckpt), "--batches", *map(str, args.batches),
+           "--prompt-len", str(args.prompt_len), "--decode-tokens", str(args.decode_tokens),
+           "--repeats", str(args.repeats), "--max-total-tokens", str(args.max_total_tokens)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"[{impl}] failed:\n{out.stderr[-3000:]}")
+    data = json.loads(line.removeprefix("RESULT "))
+    data["rows"] = {int(b): r for b, r in data["rows"].items()}
+    return data
+
+
+def param_count(layers: int) -> int:
+    """Parameters every token multiplies (decoder layers + LM head; embedding rows are only gathered)."""
+    from mindspore_models.tools.make_tiny_checkpoint import QWEN3_0_6B as s
+
+    h, i, d, v = s["hidden_size"], s["intermediate_size"], s["head_dim"], s["vocab_size"]
+    attn = h * d * (s["num_attention_heads"] * 2 + s["num_key_value_heads"] * 2)
+    return layers * (attn + 3 * h * i) + v * h
 
 
 def main() -> None:
@@ -79,39 +213,66 @@ def main() -> None:
     ap.add_argument("--decode-tokens", type=int, default=16)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 16])
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--impls", nargs="+", default=["mindspore", "native", "hf"], choices=["mindspore", "native", "hf"])
+    ap.add_argument("--max-total-tokens", type=int, default=16384, help="KV pool size (same for both engines)")
+    ap.add_argument("--impls", nargs="+", default=["mindspore", "native", "hf", "mindspore-model"],
+                    choices=["mindspore", "native", "hf", "mindspore-model"])
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--ckpt", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker:
+        return worker(args)
 
-    from mindspore_models import kernels
     from mindspore_models.tools.make_tiny_checkpoint import QWEN3_0_6B, make_qwen3
 
+    bw, flops = machine_roofline()
+    print(f"machine: read {bw / 1e9:.1f} GB/s, fp32 GEMM {flops / 1e9:.0f} GFLOP/s (torch, {os.cpu_count()} cores)")
     tmp = Path(tempfile.mkdtemp(prefix="bench-qwen3-"))
     print(f"building a Qwen3-0.6B-shaped checkpoint with {args.layers} layers in {tmp} ...", flush=True)
     path = make_qwen3(tmp / "ckpt", shape=QWEN3_0_6B, layers=args.layers, init_std=0.02)
-    results: dict[str, dict[int, tuple[float, float]]] = {}
+    results = {}
     for impl in args.impls:
-        print(f"[{impl}] starting ...", flush=True)
-        bench = HFBench(path) if impl == "hf" else EngineBench(path, "sglang" if impl == "native" else impl)
+        print(f"[{impl}] running in its own process ...", flush=True)
+        results[impl] = run_worker(impl, path, args)
+    print_table(results, args, bw, flops, param_count(args.layers))
+
+
+def roofline(phase: str, batch: int, params: int, bw: float, flops: float) -> float:
+    compute = flops / (2 * params)  # tokens/s if GEMMs ran at the peak
+    if phase == "prefill":
+        return compute
+    return min(batch * bw / (4 * params), compute)  # decode: fp32 weights read once per step
+
+
+def print_table(results, args, bw, flops, params) -> None:
+    print(f"\nQwen3-0.6B shape, {args.layers} layers ({params / 1e6:.0f}M params in GEMMs), fp32, prompt {args.prompt_len}, "
+          f"decode {args.decode_tokens} tokens; machine read {bw / 1e9:.1f} GB/s, GEMM {flops / 1e9:.0f} GFLOP/s")
+    base = results.get("mindspore", {}).get("rows", {})
+    print("| impl | batch | prefill tok/s | decode tok/s | prefill vs mindspore | decode vs mindspore "
+          "| prefill % roofline | decode % roofline | peak RSS |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for impl, data in results.items():
+        for b, r in data["rows"].items():
+            cells = [impl + (" BUSY" if r["others"] > 0.1 * r["seconds"] else ""), str(b)]
+            for phase in ("prefill", "decode"):
+                cells.append("-" if r[phase] is None else f"{r[phase]:.1f}")
+            for phase in ("prefill", "decode"):
+                ours = base.get(b, {}).get(phase)
+                cells.append(f"{r[phase] / ours:.2f}x" if r[phase] and ours else "-")
+            for phase in ("prefill", "decode"):
+                cells.append("-" if r[phase] is None else f"{100 * r[phase] / roofline(phase, b, params, bw, flops):.0f}%")
+            cells.append(f"{data['peak_rss'] / 2**30:.2f} GiB")
+            print("| " + " | ".join(cells) + " |")
+    print("\nissue 9 targets (ratios from this run):")
+    for label, impl, other, b, phase, need in TARGETS:
         try:
-            results[impl] = {b: measure(bench, b, args, seed=b) for b in args.batches}
-        finally:
-            bench.close()
-        for b, (p, d) in results[impl].items():
-            print(f"[{impl}] batch {b}: prefill {p:.1f} tok/s, decode {d:.1f} tok/s", flush=True)
-    print_table(results, args)
-    print(f"kernels: {kernels.status()}")
-
-
-def print_table(results, args) -> None:
-    print(f"\nQwen3-0.6B shape, {args.layers} layers, fp32, prompt {args.prompt_len}, decode {args.decode_tokens} tokens")
-    base = results.get("mindspore")
-    print("| impl | batch | prefill tok/s | decode tok/s | prefill vs mindspore | decode vs mindspore |")
-    print("|---|---|---|---|---|---|")
-    for impl, rows in results.items():
-        for b, (p, d) in rows.items():
-            rp = f"{p / base[b][0]:.2f}x" if base else "-"
-            rd = f"{d / base[b][1]:.2f}x" if base else "-"
-            print(f"| {impl} | {b} | {p:.1f} | {d:.1f} | {rp} | {rd} |")
+            ratio = results[impl]["rows"][b][phase] / results[other]["rows"][b][phase]
+            print(f"  {'PASS' if ratio >= need else 'FAIL'}  {label}: {ratio:.2f}x")
+        except (KeyError, TypeError, ZeroDivisionError):
+            print(f"  n/a   {label}: not measured")
+    if "mindspore" in results and "native" in results:
+        ratio = results["mindspore"]["peak_rss"] / results["native"]["peak_rss"]
+        print(f"  {'PASS' if ratio <= 1.1 else 'FAIL'}  peak RSS mindspore <= native + 10%: {ratio:.2f}x")
+    print("  graph mode: off (PyNative), so there are no compiles to count")
 
 
 if __name__ == "__main__":
