@@ -27,6 +27,7 @@ import torch
 
 from mindspore_models import bridge
 from mindspore_models.attention import conventions
+from mindspore_models.attention.backend import Step
 from mindspore_models.attention.plan import StepPlan
 from mindspore_models.attention.pool import KVPool
 
@@ -40,8 +41,7 @@ def real_ops(head_num: int, kv_head_num: int, scale_value: float):
 
 
 @dataclass(eq=False)
-class AscendStep:
-    backend: "AscendBackend"
+class AscendStep(Step):
     slot_mapping: ms.Tensor  # [T] int32
     block_tables: ms.Tensor  # [B, M] int32
     context_lens: ms.Tensor  # [B] int32, keys per request after this step
@@ -50,14 +50,6 @@ class AscendStep:
     no_prefix: bool  # FlashAttention over this step's K/V
     cum_q_lens: list[int]  # TND cumulative lengths (no-prefix prefill: keys == queries)
     plan: StepPlan
-    num_tokens: int
-    num_logits: int
-
-    def attend(self, layer, q, k, v):
-        return self.backend.attend(layer, q, k, v, self)
-
-    def attend_latent(self, layer, q, entry):
-        return self.backend.attend_latent(layer, q, entry, self)
 
     @functools.cached_property
     def per_token(self) -> tuple[ms.Tensor, ms.Tensor, ms.Tensor]:
@@ -92,9 +84,9 @@ class AscendBackend:
         mask = None
         if multi and not no_prefix and not self.pool.mla:
             mask = bridge.copy_to_ms(conventions.paged_lookahead_mask(plan.q_lens, plan.seq_lens, self.dtype))
-        return AscendStep(self, i32(plan.slots), i32(plan.block_tables), i32(plan.seq_lens), i32(plan.q_lens), mask,
-                          no_prefix, conventions.cumulative(plan.q_lens.tolist()), plan, plan.num_tokens,
-                          plan.num_logits)
+        return AscendStep(self, plan.num_tokens, plan.num_logits, i32(plan.slots), i32(plan.block_tables),
+                          i32(plan.seq_lens), i32(plan.q_lens), mask, no_prefix,
+                          conventions.cumulative(plan.q_lens.tolist()), plan)
 
     def attend(self, layer, q, k, v, step: AscendStep):
         """q [T, Hq, D], k/v [T, Hkv, D] -> [T, Hq*D]."""

@@ -16,6 +16,7 @@ import torch
 from mindspore import mint, ops
 
 from mindspore_models import bridge, kernels
+from mindspore_models.attention.backend import Step
 from mindspore_models.attention.plan import StepPlan
 from mindspore_models.attention.pool import KVPool
 from mindspore_models.kernels import KVBuffer
@@ -24,10 +25,9 @@ MASKED = -1e30  # finite, so fully masked padding rows give no NaN
 
 
 @dataclass(eq=False)
-class CpuStep:
+class CpuStep(Step):
     """One step's metadata for the CPU backend (MindSpore tensors, built once per step)."""
 
-    backend: "CpuBackend"
     slots: ms.Tensor  # [T] int64, KV slot each new token writes
     slot_runs: list[tuple[int, int, int]]  # the same slots as contiguous runs (fallback KV write)
     seq_lens: ms.Tensor  # [B] int32
@@ -37,14 +37,6 @@ class CpuStep:
     q_index: ms.Tensor  # [B, Lq] int32, flat token of query i of request b (padding -> 0)
     out_index: ms.Tensor  # [T] int32, row of each flat token in the padded [B*Lq] layout
     mask_inputs: tuple  # (q_pos [B, Lq] torch, S, dtype): the mask is built only if a path needs it
-    num_tokens: int  # T, known on the host: reading a MindSpore tensor's shape costs a sync
-    num_logits: int
-
-    def attend(self, layer, q, k, v):
-        return self.backend.attend(layer, q, k, v, self)
-
-    def attend_latent(self, layer, q, entry):
-        return self.backend.attend_latent(layer, q, entry, self)
 
     @functools.cached_property
     def mask(self) -> ms.Tensor:
@@ -78,9 +70,9 @@ class CpuBackend:
         key_valid = torch.arange(s)[None, :] < plan.seq_lens[:, None]
         kv_slots = torch.where(key_valid, plan.token_table[:, :s], 0)
         i32 = lambda t: bridge.copy_to_ms(t.to(torch.int32))  # noqa: E731
-        return CpuStep(self, bridge.copy_to_ms(plan.slots), kernels.slot_runs(plan.slots), i32(plan.seq_lens),
-                       i32(plan.q_starts), i32(plan.q_lens), i32(kv_slots), i32(q_index), i32(out_index),
-                       (q_pos, s, torch.float32), plan.num_tokens, plan.num_logits)
+        return CpuStep(self, plan.num_tokens, plan.num_logits, bridge.copy_to_ms(plan.slots),
+                       kernels.slot_runs(plan.slots), i32(plan.seq_lens), i32(plan.q_starts), i32(plan.q_lens),
+                       i32(kv_slots), i32(q_index), i32(out_index), (q_pos, s, torch.float32))
 
     def attend(self, layer, q, k, v, step: CpuStep):
         """q [T, Hq, D], k/v [T, Hkv, D] -> [T, Hq*D]; K/V rows are written into the pool first."""
