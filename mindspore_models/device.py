@@ -7,7 +7,8 @@
 - how tensor-parallel collectives run (`collectives`): on CPU through SGLang's torch process
   group (tensors cross by DLPack), on NPU on the MindSpore group upstream's runner created
   from that same SGLang group's HCCL communicator;
-- how MindSpore results become visible to torch (`synchronize`).
+- how MindSpore results become visible to torch (`synchronize`);
+- on CPU, which cores a rank's threads use (`bind_rank_threads`).
 
 `cpu` is the development and CI path and is tested on every commit. `npu` is the production
 path on Ascend; it needs torch_npu and CANN, neither of which exists on the CI machines, so
@@ -15,6 +16,7 @@ every branch marked NPU below is NOT exercised here.
 """
 from __future__ import annotations
 
+import logging
 import os
 
 import mindspore as ms
@@ -39,6 +41,7 @@ def init(device: str) -> str:
         # Synchronous launches: on the 2-core CI machines MindSpore's async launch pipeline
         # made a decode step of a 4-layer Qwen3-0.6B ~1.6x slower (140 ms vs 86 ms).
         ms.runtime.launch_blocking()
+        bind_rank_threads()
     else:  # NPU: not exercised on the CI machines
         _use_ascend_device()
     _device = device
@@ -57,6 +60,59 @@ def _use_ascend_device() -> None:
             raise RuntimeError(f"MindSpore is already set to device {target}, not Ascend")
         return
     ms.set_device("Ascend", int(os.environ.get("DEVICE_ID", "0")))
+
+
+def parse_cpu_list(text: str) -> set[int]:
+    """"0-3,8" -> {0, 1, 2, 3, 8} (the Linux cpulist format SGLang's bind variable uses)."""
+    cores = set()
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        cores.update(range(int(lo), int(hi or lo) + 1))
+    return cores
+
+
+def bind_rank_threads() -> set[int] | None:
+    """CPU: give this SGLang rank the cores SGLANG_CPU_OMP_THREADS_BIND names for it ("0|1": rank 0 on
+    core 0, rank 1 on core 1; "0|1|0|1" for 4 ranks on 2 cores). SGLang's generic CPU path accepts the
+    variable but does not apply it (the binding is an sgl_kernel op), so every rank would run full-width
+    thread teams on all cores and the ranks would oversubscribe them. Here every thread of the process
+    is pinned to the rank's cores, and torch, OpenMP (the custom kernels, launched from this thread)
+    and MindSpore's CPU kernels get one thread per core. Unset, or outside an SGLang scheduler: no change.
+    The entry is picked as SGLang picks it (numa_utils.init_threads_binding): by the rank's gpu_id."""
+    spec = os.environ.get("SGLANG_CPU_OMP_THREADS_BIND", "")
+    if not spec or spec == "all":
+        return None
+    try:
+        from sglang.srt.runtime_context import get_device
+
+        index = get_device().gpu_id
+    except Exception:  # not inside an SGLang scheduler process (standalone runner, tests)
+        return None
+    cores = parse_cpu_list(spec.split("|")[index])
+    if not cores <= os.sched_getaffinity(0):
+        raise ValueError(f"SGLANG_CPU_OMP_THREADS_BIND={spec!r} gives this rank (gpu_id {index}) cores {sorted(cores)}, "
+                         f"but this process may only run on {sorted(os.sched_getaffinity(0))}")
+    for task in os.listdir("/proc/self/task"):  # threads made later inherit their creator's mask
+        try:
+            os.sched_setaffinity(int(task), cores)
+        except ProcessLookupError:  # a thread that just exited
+            pass
+    import ctypes
+
+    import torch
+
+    torch.set_num_threads(len(cores))
+    try:  # the kernels' OpenMP runtime: already initialised at import with one thread per visible core
+        ctypes.CDLL("libgomp.so.1").omp_set_num_threads(len(cores))
+    except OSError:
+        pass
+    try:
+        ms.device_context.cpu.op_tuning.threads_num(len(cores))
+    except RuntimeError:  # set already (it can be set once per process)
+        pass
+    logging.getLogger(__name__).info("rank with gpu_id %d: threads pinned to cores %s, %d per team", index,
+                                     sorted(cores), len(cores))
+    return cores
 
 
 def current() -> str:

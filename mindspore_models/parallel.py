@@ -23,11 +23,19 @@ class TP:
     size: int = 1
 
     def split(self, total: int, what: str) -> tuple[int, int]:
-        """(start, count) of this rank's equal share of `total` rows/columns/heads."""
+        """(start, count) of this rank's equal share of `total` heads (or rows that must split evenly)."""
         if total % self.size:
-            raise ValueError(f"{what} = {total} does not divide by tensor-parallel size {self.size}")
+            sizes = ", ".join(str(n) for n in range(1, total + 1) if total % n == 0)
+            raise ValueError(f"{what} = {total} does not divide by tensor-parallel size {self.size} "
+                             f"(tensor-parallel sizes that divide it: {sizes})")
         count = total // self.size
         return self.rank * count, count
+
+    def share(self, total: int) -> tuple[int, int]:
+        """(start, count) of this rank's share of `total` columns whose partial results are summed over
+        ranks (an MLP's intermediate size): equal when the TP size divides `total`, else within one."""
+        start, end = self.rank * total // self.size, (self.rank + 1) * total // self.size
+        return start, end - start
 
     def vocab(self, total: int) -> tuple[int, int, int]:
         """(start, count, rows) of this rank's vocabulary slice: the vocabulary is padded to a multiple

@@ -69,13 +69,15 @@ class Linear(nn.Cell):
 
 def column_parallel(in_features: int, shards: dict, bias: bool = False, take: dict | None = None,
                     row_order: np.ndarray | None = None) -> Linear:
-    """Each rank keeps an equal share of every shard's rows (unless `take` says otherwise)."""
+    """Each rank keeps its share of every shard's rows (unless `take` says otherwise): equal when the TP
+    size divides them, else within one row (TP.share; the row-parallel layer after it sums over ranks)."""
     tp = parallel.tp()
-    take = take or {s: tp.split(n, f"projection rows ({s})") for s, n in shards.items()}
+    take = take or {s: tp.share(n) for s, n in shards.items()}
     return Linear(in_features, sum(shards.values()), bias, shards, take, row_order=row_order)
 
 
 def row_parallel(in_features: int, out_features: int, bias: bool = False) -> Linear:
-    """Each rank keeps an equal share of the input columns; outputs are summed over ranks."""
+    """Each rank keeps its share of the input columns (TP.share, as the column-parallel layer before it);
+    outputs are summed over ranks."""
     tp = parallel.tp()
-    return Linear(in_features, out_features, bias, in_take=tp.split(in_features, "input features") if tp.size > 1 else None)
+    return Linear(in_features, out_features, bias, in_take=tp.share(in_features) if tp.size > 1 else None)

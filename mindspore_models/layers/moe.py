@@ -27,12 +27,13 @@ def map_expert_name(hf_name: str):
 
 class Experts(nn.Cell):
     """E SwiGLU experts: gate_up_proj (E, H, 2I), down_proj (E, I, H), each stored (in, out).
-    Tensor parallel: every rank holds every expert, with its share of the intermediate size."""
+    Tensor parallel: every rank holds every expert, with its share of the intermediate size (TP.share:
+    within one column when the TP size does not divide it; the partial outputs are summed over ranks)."""
 
     def __init__(self, num_experts: int, hidden: int, intermediate: int):
         super().__init__()
         self.e, self.h, self.i = num_experts, hidden, intermediate
-        self.start, self.local = parallel.tp().split(intermediate, "moe_intermediate_size")
+        self.start, self.local = parallel.tp().share(intermediate)
         self.gate_up_proj = Parameter(ms.Tensor(np.zeros((num_experts, hidden, 2 * self.local), np.float32)),
                                       name="gate_up_proj")
         self.down_proj = Parameter(ms.Tensor(np.zeros((num_experts, self.local, hidden), np.float32)), name="down_proj")
