@@ -152,6 +152,10 @@ def results(make_variant, tmp_path_factory):
     result = json.loads(lines[-1][len("RESULT "):])
     timings = {k: (e["start_s"], e["generate_s"]) for k, e in result["engines"].items()}
     print(f"\nreference {result['reference_s']} s, total {result['total_s']} s, (start, generate) s: {timings}")
+    for key, e in result["engines"].items():  # evidence: the chunked 150-token prompt, both rounds
+        ref = result["reference"][key.split("/")[0]]
+        print(f"{key}: {e['batches']['first']['ids'][2]} {e['batches']['second']['ids'][2]} "
+              f"(tp-1 reference {ref['first'][2]} {ref['second'][2]})")
     return result
 
 
