@@ -91,6 +91,7 @@ CHILD = textwrap.dedent(
         os.environ.pop("SGLANG_CPU_OMP_THREADS_BIND", None)
         if bind:
             os.environ["SGLANG_CPU_OMP_THREADS_BIND"] = bind
+        earlier = {p.pid for p in psutil.Process().children(recursive=True)}  # an earlier engine's, still exiting
         start = time.time()
         engine = sgl.Engine(model_path=model, model_impl="mindspore", device="cpu", tp_size=tp, dp_size=dp,
                             attention_backend="torch_native", dtype="float32", disable_cuda_graph=True,
@@ -108,10 +109,12 @@ CHILD = textwrap.dedent(
             info = engine.get_server_info()
             ranks = {}
             for p in psutil.Process().children(recursive=True):
+                if p.pid in earlier:
+                    continue
                 try:
                     if p.name().startswith("sglang::scheduler") and p.status() != psutil.STATUS_ZOMBIE:
                         ranks.setdefault(p.name(), []).append(thread_cores(p))
-                except psutil.NoSuchProcess:  # a process of an earlier engine finishing its exit
+                except psutil.NoSuchProcess:
                     pass
             return {"batches": out, "tp_size": info["tp_size"], "dp_size": info["dp_size"], "ranks": ranks,
                     "start_s": round(started - start, 1), "generate_s": round(time.time() - started, 1)}
