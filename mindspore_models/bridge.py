@@ -23,6 +23,11 @@ def copy_to_ms(t: torch.Tensor) -> ms.Tensor:
     return ms.Tensor(t.detach().cpu().contiguous().numpy())
 
 
+def copy_int32_to_ms(t: torch.Tensor) -> ms.Tensor:
+    """An index or length tensor as the int32 MindSpore copy the kernels and Ascend ops take."""
+    return copy_to_ms(t.to(torch.int32))
+
+
 def to_torch(x: ms.Tensor | None) -> torch.Tensor | None:
     if x is None:
         return None

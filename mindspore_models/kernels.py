@@ -29,7 +29,10 @@ def library_path() -> Path | None:
     return next((p for p in candidates if p.is_file()), None)
 
 
-SMALL_M = 4  # rows up to which the GEMV kernel beat MindSpore's CPU matmul here (decode step, 4-layer Qwen3-0.6B)
+# Rows up to which the row-dot GEMV kernel is used. Chosen when the kernel read (in, out) weights
+# (decode step, 4-layer Qwen3-0.6B); not re-measured for the (out, in) kernel inside the model: an
+# isolated probe on 2026-11-28 had MatMul(transpose_b) faster even at M=4 (see README, Numbers).
+SMALL_M = 4
 
 
 @functools.cache

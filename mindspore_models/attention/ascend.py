@@ -56,18 +56,17 @@ class AscendStep(Step):
         """MLA: (block tables [T, M], context lens [T], ones [T]): each token a one-token request."""
         plan = self.plan
         request = torch.repeat_interleave(torch.arange(plan.batch_size), plan.q_lens)  # [T]
-        i32 = lambda t: bridge.copy_to_ms(t.to(torch.int32))  # noqa: E731
-        return (i32(plan.block_tables[request]), i32(plan.positions + 1), i32(torch.ones(plan.num_tokens)))
+        i32 = bridge.copy_int32_to_ms
+        return i32(plan.block_tables[request]), i32(plan.positions + 1), i32(torch.ones(plan.num_tokens))
 
 
 class AscendBackend:
     name = "ascend"
 
-    def __init__(self, pool: KVPool, ops: Callable = real_ops, compute_dtype: torch.dtype | None = None):
+    def __init__(self, pool: KVPool, ops: Callable = real_ops):
         """ops(head_num, kv_head_num, scale_value) -> an ops provider (AscendOps, or ReferenceOps in CPU tests)."""
         check_pool(pool)
         self.pool, self.make_ops = pool, ops
-        self.dtype = compute_dtype or pool.dtype
         self.caches = [(bridge.to_ms(pool.page_major(k)), bridge.to_ms(pool.page_major(v)) if v is not None else None)
                        for k, v in zip(pool.keys, pool.values)]
         self._ops: dict = {}
@@ -79,11 +78,11 @@ class AscendBackend:
         return self._ops[key]
 
     def prepare(self, plan: StepPlan) -> AscendStep:
-        i32 = lambda t: bridge.copy_to_ms(t.to(torch.int32))  # noqa: E731
+        i32 = bridge.copy_int32_to_ms
         no_prefix, multi = plan.no_prefix, int(plan.q_lens.max()) > 1
         mask = None
         if multi and not no_prefix and not self.pool.mla:
-            mask = bridge.copy_to_ms(conventions.paged_lookahead_mask(plan.q_lens, plan.seq_lens, self.dtype))
+            mask = bridge.copy_to_ms(conventions.paged_lookahead_mask(plan.q_lens, plan.seq_lens, self.pool.dtype))
         return AscendStep(self, plan.num_tokens, plan.num_logits, i32(plan.slots), i32(plan.block_tables),
                           i32(plan.seq_lens), i32(plan.q_lens), mask, no_prefix,
                           conventions.cumulative(plan.q_lens.tolist()), plan)

@@ -69,7 +69,7 @@ class CpuBackend:
         q_pos = plan.prefix_lens[:, None] + i[None, :]  # [B, Lq] absolute position of each query
         key_valid = torch.arange(s)[None, :] < plan.seq_lens[:, None]
         kv_slots = torch.where(key_valid, plan.token_table[:, :s], 0)
-        i32 = lambda t: bridge.copy_to_ms(t.to(torch.int32))  # noqa: E731
+        i32 = bridge.copy_int32_to_ms
         return CpuStep(self, plan.num_tokens, plan.num_logits, bridge.copy_to_ms(plan.slots),
                        kernels.slot_runs(plan.slots), i32(plan.seq_lens), i32(plan.q_starts), i32(plan.q_lens),
                        i32(kv_slots), i32(q_index), i32(out_index), (q_pos, s, torch.float32))

@@ -20,6 +20,7 @@ from mindspore_models import bridge, device, kernels
 from mindspore_models.attention.plan import StepPlan
 from mindspore_models.attention.pool import KVPool
 from mindspore_models.registry import model_class
+from mindspore_models.runtime import step as model_step
 
 logger = logging.getLogger(__name__)
 _BATCH_LOG = os.environ.get("SGLMS_BATCH_LOG")  # JSON lines of each step's shape, for tests and debugging
@@ -112,9 +113,7 @@ class SGLangModel(nn.Cell):
         plan = plan_from_batch(forward_batch, forward_batch.positions, self.backend.pool.page_size)
         if _BATCH_LOG:
             _log_batch(forward_batch.forward_mode, plan.q_lens, plan.seq_lens)
-        as_i32 = lambda t: bridge.copy_to_ms(t.to(torch.int32))  # noqa: E731
-        return {"input_ids": upstream_inputs["input_ids"], "positions": as_i32(plan.positions),
-                "logits_index": as_i32(plan.logits_index), "step": self.backend.prepare(plan)}
+        return {"input_ids": upstream_inputs["input_ids"], **model_step.step_inputs(self.backend, plan)}
 
     def construct(self, input_ids, positions, logits_index, step):
         return self.model(input_ids, positions, logits_index, step)  # [N, V]

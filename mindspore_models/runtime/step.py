@@ -8,8 +8,12 @@ from mindspore_models import bridge
 from mindspore_models.attention.plan import StepPlan
 
 
+def step_inputs(backend, plan: StepPlan) -> dict:
+    """The model's per-step `construct` arguments besides the token ids (the plan is on the host)."""
+    return {"positions": bridge.copy_int32_to_ms(plan.positions),
+            "logits_index": bridge.copy_int32_to_ms(plan.logits_index), "step": backend.prepare(plan)}
+
+
 def forward(model, backend, plan: StepPlan, input_ids: torch.Tensor) -> torch.Tensor:
-    step = backend.prepare(plan)
-    as_i32 = lambda t: bridge.copy_to_ms(t.to(torch.int32).cpu())  # noqa: E731
-    logits = model(as_i32(input_ids), as_i32(plan.positions), as_i32(plan.logits_index), step)
+    logits = model(bridge.copy_int32_to_ms(input_ids.cpu()), **step_inputs(backend, plan))
     return bridge.to_torch(logits)  # [N, V]
