@@ -29,12 +29,6 @@ def library_path() -> Path | None:
     return next((p for p in candidates if p.is_file()), None)
 
 
-# Rows up to which the row-dot GEMV kernel is used. Chosen when the kernel read (in, out) weights
-# (decode step, 4-layer Qwen3-0.6B); not re-measured for the (out, in) kernel inside the model: an
-# isolated probe on 2026-11-28 had MatMul(transpose_b) faster even at M=4 (see README, Numbers).
-SMALL_M = 4
-
-
 @functools.cache
 def status() -> dict[str, str]:
     """Kernel name -> 'custom: PATH' or 'fallback: WHY'."""
@@ -49,7 +43,22 @@ def status() -> dict[str, str]:
         logger.warning("custom CPU kernels inactive: %s; using pure-MindSpore fallbacks", msg)
         return {k: f"fallback: {msg}" for k in KERNELS}
     names = _kernel_list(path)
-    return {k: f"custom: {path}" if k in names else f"fallback: not in {path}" for k in KERNELS}
+    found = {k: f"custom: {path}" if k in names else f"fallback: not in {path}" for k in KERNELS}
+    if "MatMulNT" in names:
+        found["MatMulNT"] += f" (large M: {_use_onednn(path)})"
+    return found
+
+
+def _use_onednn(path: Path) -> str:
+    """Points the GEMM kernel at the oneDNN inside the MindSpore wheel (its large-M path)."""
+    dnnl = Path(ms.__file__).parent / "lib" / "libdnnl.so.3"
+    if ctypes.CDLL(str(path)).SglmsUseOneDnn(str(dnnl).encode()) == 0:
+        return f"oneDNN {dnnl}"
+    msg = f"oneDNN not usable at {dnnl}; every row count runs the row-dot path"
+    if os.environ.get("SGLMS_REQUIRE_KERNELS") == "1":
+        raise RuntimeError(msg)
+    logger.warning(msg)
+    return f"row-dot ({msg})"
 
 
 def active(name: str) -> bool:
@@ -95,7 +104,7 @@ _OUT_SHAPES = {
     "PagedAttention": lambda q, *_: (q[0], q[1] * q[2]),
     "RmsNorm": _same_as_first,
     "RopeNeox": _same_as_first,
-    "MatMulSmallMNT": lambda a, b: (a[0], b[0]),
+    "MatMulNT": lambda a, b: (a[0], b[0]),
     "SiluMul": lambda x: (x[0], x[1] // 2),
     "MoeSwiGLU": _same_as_first,
 }
@@ -199,12 +208,12 @@ def moe_swiglu(x: ms.Tensor, weights: ms.Tensor, ids: ms.Tensor, gate_up: ms.Ten
     return out
 
 
-def matmul_nt(x: ms.Tensor, w: ms.Tensor, rows: int | None = None) -> ms.Tensor:
-    """x [M, K] @ w[N, K]^T: every Linear and the LM head (HF's (out, in) layout). `rows` = M when
-    the caller knows it (reading x.shape costs a sync). At M=128, K=1024, N=3072 MatMul(transpose_b)
-    ran ~2.7x faster than mint.matmul on the (in, out) layout here (~70 vs ~26 GFLOP/s, loaded machine)."""
-    if (x.shape[0] if rows is None else rows) <= SMALL_M and active("MatMulSmallMNT"):
-        return _op("MatMulSmallMNT")(x, w)
+def matmul_nt(x: ms.Tensor, w: ms.Tensor) -> ms.Tensor:
+    """x [M, K] @ w[N, K]^T: every Linear and the LM head (HF's (out, in) layout). The kernel picks
+    its path from M itself (kernels/cpu/matmul_nt.cc). Fallback: MatMul(transpose_b), which at
+    M=128, K=1024, N=3072 ran ~2.7x faster than mint.matmul on the (in, out) layout here."""
+    if active("MatMulNT"):
+        return _op("MatMulNT")(x, w)
     return _matmul_nt()(x, w)
 
 

@@ -1,4 +1,6 @@
 """The custom KV-write kernel against the pure-MindSpore fallback, writing into a torch pool."""
+import ctypes
+
 import mindspore as ms
 import numpy as np
 import pytest
@@ -185,3 +187,25 @@ def test_moe_swiglu(kernel_mode, t, h, e, i, k):
             g, u = hgu[:i], hgu[i:]
             ref[r] += w[r, j] * ((g / (1 + np.exp(-g)) * u) @ down[ids[r, j]])
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture
+def row_dot_max_m():
+    """Sets the GEMM kernel's row-dot threshold (the library MindSpore loaded: same handle)."""
+    lib = ctypes.CDLL(str(kernels.library_path()))
+    default = lib.SglmsRowDotMaxM()
+    yield lambda m: lib.SglmsSetRowDotMaxM(ctypes.c_int64(m))
+    lib.SglmsSetRowDotMaxM(ctypes.c_int64(default))
+
+
+@pytest.mark.parametrize("path_max_m", [0, 1 << 20], ids=["oneDNN", "row-dot"])
+@pytest.mark.parametrize("m,k,n", [(1, 5, 3), (3, 64, 2050), (16, 33, 300), (17, 8, 9), (40, 96, 33)])
+def test_matmul_nt_both_paths(need_custom, row_dot_max_m, path_max_m, m, k, n):
+    """Both of the GEMM kernel's paths against float64, whichever the default threshold picks."""
+    assert "oneDNN" in kernels.status()["MatMulNT"], kernels.status()["MatMulNT"]
+    row_dot_max_m(path_max_m)
+    rng = np.random.default_rng(m * 1000 + n)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    got = kernels.matmul_nt(ms.Tensor(x), ms.Tensor(w)).asnumpy()
+    np.testing.assert_allclose(got, x.astype(np.float64) @ w.T.astype(np.float64), rtol=1e-4, atol=1e-4)

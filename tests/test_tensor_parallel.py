@@ -61,8 +61,8 @@ def test_shards_are_smaller(ranks):
 def test_dense_mlp_all_reduce(ranks):
     full, parts = ranks
     x = tokens()
-    want = run(full, lambda m: m.model.layers[0].mlp(x, 7))  # layer 0 is dense (decoder_sparse_step=2)
-    got = sum(run(p, lambda m: m.model.layers[0].mlp(x, 7), r, len(parts)) for r, p in enumerate(parts))
+    want = run(full, lambda m: m.model.layers[0].mlp(x))  # layer 0 is dense (decoder_sparse_step=2)
+    got = sum(run(p, lambda m: m.model.layers[0].mlp(x), r, len(parts)) for r, p in enumerate(parts))
     np.testing.assert_allclose(got, want, atol=ATOL)
 
 
@@ -73,8 +73,8 @@ def test_moe_all_reduce(make_variant, variant, size):
     full, parts = build(ckpt), [build(ckpt, r, size) for r in range(size)]
     assert parts[0].model.layers[1].mlp.experts.down_proj.shape[1] == 32 // size
     x = tokens(seed=1)
-    want = run(full, lambda m: m.model.layers[1].mlp(x, 7))
-    got = sum(run(p, lambda m: m.model.layers[1].mlp(x, 7), r, len(parts)) for r, p in enumerate(parts))
+    want = run(full, lambda m: m.model.layers[1].mlp(x))
+    got = sum(run(p, lambda m: m.model.layers[1].mlp(x), r, len(parts)) for r, p in enumerate(parts))
     np.testing.assert_allclose(got, want, atol=ATOL)
 
 
@@ -110,8 +110,8 @@ def test_vocab_parallel_embedding_all_reduce(ranks):
 def test_lm_head_all_gather(ranks):
     full, parts = ranks
     x = tokens(n=3, seed=3)
-    want = run(full, lambda m: m.lm_head(x, 3))
-    got = np.concatenate([run(p, lambda m: m.lm_head(x, 3), r, len(parts)) for r, p in enumerate(parts)], -1)
+    want = run(full, lambda m: m.lm_head(x))
+    got = np.concatenate([run(p, lambda m: m.lm_head(x), r, len(parts)) for r, p in enumerate(parts)], -1)
     np.testing.assert_allclose(got, want, atol=ATOL)
 
 

@@ -262,11 +262,11 @@ def test_lm_head_and_embedding_with_padded_vocab(make_variant):
             got = got + p.model.embed_tokens(ids).asnumpy()  # the all-reduce sums the ranks' rows
     np.testing.assert_allclose(got, want, atol=1e-6)
     x = ms.Tensor(np.random.default_rng(0).standard_normal((3, 96)).astype(np.float32))
-    want = full.lm_head(x, 3).asnumpy()
+    want = full.lm_head(x).asnumpy()
     halves = []
     for r, p in enumerate(parts):
         with parallel.simulate(r, 2):
-            halves.append(p.lm_head(x, 3).asnumpy())  # simulated all-gather: this rank's padded columns
+            halves.append(p.lm_head(x).asnumpy())  # simulated all-gather: this rank's padded columns
     assert halves[1].shape == (3, 195)
     np.testing.assert_allclose(np.concatenate(halves, -1)[:, :389], want, atol=1e-5)
     assert not np.any(halves[1][:, 194:])  # the padding row is zeros
@@ -283,11 +283,11 @@ def test_uneven_intermediate_split_sums_to_full(tmp_path):
     assert [p.model.layers[1].mlp.experts.down_proj.shape[1] for p in parts] == [16, 17, 17]
     x = ms.Tensor(np.random.default_rng(1).standard_normal((7, 96)).astype(np.float32))
     for layer in (0, 1):  # dense, then sparse (decoder_sparse_step 2)
-        want = full.model.layers[layer].mlp(x, 7).asnumpy()
+        want = full.model.layers[layer].mlp(x).asnumpy()
         got = 0
         for r, p in enumerate(parts):
             with parallel.simulate(r, 3):
-                got = got + p.model.layers[layer].mlp(x, 7).asnumpy()
+                got = got + p.model.layers[layer].mlp(x).asnumpy()
         np.testing.assert_allclose(got, want, atol=1e-5)
 
 

@@ -36,14 +36,14 @@ class SelfAttention(nn.Cell):
         self.kv_row_shape = (self.hkv, d)  # one token's K (and V) row in this rank's pool
 
     def construct(self, positions, x, step):
-        q, k, v = mint.split(self.qkv_proj(x, step.num_tokens), self.split, -1)
+        q, k, v = mint.split(self.qkv_proj(x), self.split, -1)
         q = q.reshape(-1, self.hq, self.d)  # [T, Hq, D]
         k = k.reshape(-1, self.hkv, self.d)
         v = v.reshape(-1, self.hkv, self.d)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = self.rotary(positions, q, k)
-        return self.o_proj(self.attn(q, k, v, step), step.num_tokens)
+        return self.o_proj(self.attn(q, k, v, step))
 
 
 class GatedMLP(nn.Cell):
@@ -55,8 +55,8 @@ class GatedMLP(nn.Cell):
         self.act = SiluAndMul()
         self.down_proj = row_parallel(intermediate, hidden)
 
-    def construct(self, x, rows: int):
-        return self.down_proj(self.act(self.gate_up_proj(x, rows)), rows)
+    def construct(self, x):
+        return self.down_proj(self.act(self.gate_up_proj(x)))
 
 
 class DecoderLayer(nn.Cell):
@@ -70,7 +70,7 @@ class DecoderLayer(nn.Cell):
 
     def construct(self, positions, x, step):
         x = x + self.self_attn(positions, self.input_layernorm(x), step)
-        return x + self.mlp(self.post_attention_layernorm(x), step.num_tokens)
+        return x + self.mlp(self.post_attention_layernorm(x))
 
 
 class DecoderModel(nn.Cell):
@@ -104,7 +104,7 @@ class CausalLM(nn.Cell):
 
     def construct(self, input_ids, positions, logits_index, step):
         hidden = self.model(input_ids, positions, step)
-        return self.lm_head(ops.gather(hidden, logits_index, 0), step.num_logits)  # [N, V]
+        return self.lm_head(ops.gather(hidden, logits_index, 0))  # [N, V]
 
     kv_dtype = torch.float32  # K/V rows (and parameters) after cast()
 

@@ -47,9 +47,9 @@ class LMHead(nn.Cell):
         if tied_to is None:
             self.weight = Parameter(ms.Tensor(np.zeros((self.rows, dim), np.float32)), name="weight")  # HF (V, H)
 
-    def construct(self, x, rows: int):
+    def construct(self, x):
         weight = self.tied_to.weight if self.tied_to is not None else self.weight
-        logits = kernels.matmul_nt(x, weight, rows)
+        logits = kernels.matmul_nt(x, weight)
         logits = parallel.all_gather_last(logits)  # [N, rows * tp]
         return logits[:, : self.vocab] if self.padded else logits  # [N, V]
 

@@ -41,9 +41,8 @@ class Linear(nn.Cell):
         # row parallel: the bias is added once, by rank 0, before the sum over ranks
         self.add_bias = bias and (in_take is None or parallel.tp().rank == 0)
 
-    def construct(self, x, rows: int):
-        """rows: x's row count, known on the host (reading a MindSpore tensor's shape costs a sync)."""
-        y = kernels.matmul_nt(x, self.weight, rows)
+    def construct(self, x):
+        y = kernels.matmul_nt(x, self.weight)
         if self.add_bias:
             y = y + self.bias
         return parallel.all_reduce(y) if self.in_take else y

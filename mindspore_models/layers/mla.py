@@ -60,17 +60,16 @@ class MLAttention(nn.Cell):
         self.q_lora = bool(m.q_lora_rank)
 
     def construct(self, positions, x, step):
-        rows = step.num_tokens
-        q = self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x, rows)), rows) if self.q_lora else self.q_proj(x, rows)
+        q = self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x))) if self.q_lora else self.q_proj(x)
         q_nope, q_pe = mint.split(q.reshape(-1, self.h, self.nope + self.rope), [self.nope, self.rope], -1)
-        latent, k_pe = mint.split(self.kv_a_proj_with_mqa(x, rows), [self.lora, self.rope], -1)
+        latent, k_pe = mint.split(self.kv_a_proj_with_mqa(x), [self.lora, self.rope], -1)
         latent = self.kv_a_layernorm(latent)
         q_pe, k_pe = self.rotary(positions, q_pe, k_pe.reshape(-1, 1, self.rope))
         q_latent = mint.bmm(q_nope.permute(1, 0, 2), self.w_uk).permute(1, 0, 2)  # [T, H, L]: k_nope absorbed
         entry = mint.cat((latent, k_pe.reshape(-1, self.rope)), -1).reshape(-1, 1, self.lora + self.rope)
         out = step.attend_latent(self, mint.cat((q_latent, q_pe), -1), entry)  # [T, H*L]
         out = mint.bmm(out.reshape(-1, self.h, self.lora).permute(1, 0, 2), self.w_uv)  # [H, T, V]: values absorbed
-        return self.o_proj(out.permute(1, 0, 2).reshape(-1, self.h * self.v), rows)
+        return self.o_proj(out.permute(1, 0, 2).reshape(-1, self.h * self.v))
 
     def process_weights_after_loading(self):
         """Split kv_b_proj per head into the absorbed forms: q_nope @ w_uk scores against the

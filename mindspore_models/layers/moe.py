@@ -107,9 +107,9 @@ class SparseMoE(nn.Cell):
         self.experts = Experts(moe.num_experts, hidden, moe.intermediate_size)
         self.shared_experts = shared
 
-    def construct(self, x, rows: int):
+    def construct(self, x):
         weights, ids = self.gate(x)
         out = kernels.moe_swiglu(x, weights, ids, self.experts.gate_up_proj, self.experts.down_proj)
         if self.shared_experts is not None:  # its down_proj already sums over ranks
-            return parallel.all_reduce(out) + self.shared_experts(x, rows)
+            return parallel.all_reduce(out) + self.shared_experts(x)
         return parallel.all_reduce(out)  # each rank computed its share of the intermediate size

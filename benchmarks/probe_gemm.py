@@ -1,0 +1,77 @@
+"""The MatMulNT kernel's two paths side by side, per row count, on this CPU (no MindSpore launch cost).
+
+    python benchmarks/probe_gemm.py [--lib build/.../libsglms_cpu_kernels.so] [--repeats 20]
+
+For each (M, K, N) of a Qwen3-0.6B layer and its LM head, the row-dot path and the oneDNN path
+are timed on the same data (best of --repeats, cache-cold weights: each repeat reads a fresh
+copy) and printed with GB/s (weights read) and GFLOP/s. The kernel's row-dot threshold
+(kRowDotMaxM in kernels/cpu/matmul_nt.cc) is the largest M where row-dot wins here.
+Run it alone on the machine: the OpenMP kernels slow down several-fold when the cores are shared.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import time
+
+import numpy as np
+
+SHAPES = [(1024, 3072), (1024, 4096), (3072, 1024), (1024, 151936)]  # (K, N): qkv, gate_up, down, LM head
+ROWS = [1, 2, 4, 8, 16, 32, 128]
+
+
+def main() -> None:
+    import mindspore as ms
+
+    from mindspore_models import kernels
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lib", default=str(kernels.library_path()))
+    ap.add_argument("--repeats", type=int, default=10)
+    args = ap.parse_args()
+    lib = ctypes.CDLL(args.lib)
+    dnnl = os.path.join(os.path.dirname(ms.__file__), "lib", "libdnnl.so.3")
+    if lib.SglmsUseOneDnn(dnnl.encode()) != 0:
+        raise SystemExit(f"cannot open oneDNN at {dnnl}")
+    default = lib.SglmsRowDotMaxM()
+    print(f"kernel default row-dot max M = {default}; OMP threads = {os.environ.get('OMP_NUM_THREADS', 'all')}")
+    print(f"{'K':>5} {'N':>7} {'M':>4} | {'row-dot ms':>10} {'GB/s':>6} {'GFLOP/s':>8} | {'oneDNN ms':>9} {'GB/s':>6} {'GFLOP/s':>8} | faster")
+    for k, n in SHAPES:
+        copies = [np.random.rand(n, k).astype(np.float32) for _ in range(2 if n * k > 50_000_000 else 4)]
+        for m in ROWS:
+            x = np.random.rand(m, k).astype(np.float32)
+            times = {}
+            for path, max_m in (("row-dot", 1 << 30), ("oneDNN", 0)):
+                lib.SglmsSetRowDotMaxM(ctypes.c_int64(max_m))
+                best = float("inf")
+                for r in range(args.repeats):
+                    w = copies[r % len(copies)]
+                    y = np.empty((m, n), np.float32)
+                    best = min(best, _call(lib, x, w, y))
+                np.testing.assert_allclose(y, x @ w.T, rtol=1e-3, atol=1e-2)
+                times[path] = best
+            row = [f"{k:>5} {n:>7} {m:>4}"]
+            for path in ("row-dot", "oneDNN"):
+                t = times[path]
+                row.append(f"{t * 1e3:>10.2f} {n * k * 4 / t / 1e9:>6.1f} {2 * m * n * k / t / 1e9:>8.1f}")
+            print(" | ".join(row) + f" | {min(times, key=times.get)}")
+    lib.SglmsSetRowDotMaxM(ctypes.c_int64(default))
+
+
+def _call(lib, x, w, y) -> float:
+    params = (ctypes.c_void_p * 3)(x.ctypes.data, w.ctypes.data, y.ctypes.data)
+    ndims = (ctypes.c_int * 3)(2, 2, 2)
+    shapes = [(ctypes.c_int64 * 2)(*a.shape) for a in (x, w, y)]
+    shape_ptrs = (ctypes.POINTER(ctypes.c_int64) * 3)(*[ctypes.cast(s, ctypes.POINTER(ctypes.c_int64)) for s in shapes])
+    dtypes = (ctypes.c_char_p * 3)(b"float32", b"float32", b"float32")
+    t = time.perf_counter()
+    rc = lib.MatMulNT(3, params, ndims, shape_ptrs, dtypes, None, None)
+    dt = time.perf_counter() - t
+    if rc != 0:
+        raise RuntimeError(f"MatMulNT returned {rc}")
+    return dt
+
+
+if __name__ == "__main__":
+    main()

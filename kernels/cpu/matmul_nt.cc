@@ -1,0 +1,111 @@
+// y = x @ W^T: x (M, K), W (N, K) row-major, HF's (out, in) layout, which every Linear and the LM
+// head store. One op for every row count; the path is chosen here, from M:
+// - M <= kRowDotMaxM (decode): each output is one contiguous dot product over a W row, so the
+//   weights stream once at close to the machine's read bandwidth;
+// - larger M (prefill, big decode batches): oneDNN's sgemm. The MindSpore wheel ships oneDNN
+//   (lib/libdnnl.so.3, built with its threadpool runtime, so each call runs on one thread); the
+//   library is opened by path (SglmsUseOneDnn, called once from Python) and N is split over this
+//   op's OpenMP team, so all of a GEMM's threads are one team, the same one as every other kernel.
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+
+#include <omp.h>
+
+#include "sglms_kernel_abi.h"
+
+// x86-64: one AVX2/FMA clone picked at load time; other architectures get the portable build.
+#if defined(__x86_64__)
+#define SGLMS_SIMD_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define SGLMS_SIMD_CLONES
+#endif
+
+namespace {
+
+// Largest M for the row-dot path. 0: on this machine kind oneDNN won at every M, 1 included
+// (benchmarks/probe_gemm.py, README Numbers); the row-dot path remains for when oneDNN is absent.
+int64_t kRowDotMaxM = 0;
+
+using SgemmFn = int (*)(char transa, char transb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                        int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+std::atomic<SgemmFn> g_sgemm{nullptr};
+
+SGLMS_SIMD_CLONES
+void RowsNT(const float* x, const float* w, float* y, int64_t M, int64_t K, int64_t N, int64_t n0, int64_t n1) {
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* wr = w + n * K;
+    for (int64_t m = 0; m < M; ++m) {
+      const float* xr = x + m * K;
+      float s = 0.f;
+#pragma omp simd reduction(+ : s)
+      for (int64_t k = 0; k < K; ++k) s += xr[k] * wr[k];
+      y[m * N + n] = s;
+    }
+  }
+}
+
+void RowDot(const float* x, const float* w, float* y, int64_t M, int64_t K, int64_t N) {
+  constexpr int64_t kRows = 64;
+  const int64_t blocks = (N + kRows - 1) / kRows;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) RowsNT(x, w, y, M, K, N, b * kRows, std::min(N, (b + 1) * kRows));
+}
+
+// Each thread computes a contiguous band of output columns (a band of W rows) with one sgemm.
+int OneDnn(SgemmFn sgemm, const float* x, const float* w, float* y, int64_t M, int64_t K, int64_t N) {
+  std::atomic<int> status{0};
+#pragma omp parallel
+  {
+    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t band = ((N + threads - 1) / threads + 15) / 16 * 16;  // multiples of 16 columns
+    const int64_t n0 = std::min(N, t * band), n1 = std::min(N, n0 + band);
+    if (n1 > n0) {
+      const int rc = sgemm('N', 'T', M, n1 - n0, K, 1.f, x, K, w + n0 * K, K, 0.f, y + n0, N);
+      if (rc != 0) status = rc;
+    }
+  }
+  return status.load() == 0 ? 0 : SGLMS_ERR_BAD_ARGS;
+}
+
+}  // namespace
+
+extern "C" {
+
+// Opens oneDNN at `path` for the large-M path; returns 0, or -1 with the path unusable.
+int SglmsUseOneDnn(const char* path) {
+  void* lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) return -1;
+  auto fn = reinterpret_cast<SgemmFn>(dlsym(lib, "dnnl_sgemm"));
+  if (fn == nullptr) return -1;
+  g_sgemm = fn;
+  return 0;
+}
+
+// For probes only (benchmarks/probe_gemm.py): the row count up to which the row-dot path runs.
+void SglmsSetRowDotMaxM(int64_t m) { kRowDotMaxM = m; }
+int64_t SglmsRowDotMaxM() { return kRowDotMaxM; }
+
+// params: [x (M, K) f32, W (N, K) f32, out (M, N) f32]
+int MatMulNT(int nparam, void** params, int* ndims, int64_t** shapes, const char** dtypes, void* /*stream*/,
+             void* /*extra*/) {
+  if (nparam != 3 || ndims[0] != 2 || ndims[1] != 2) return SGLMS_ERR_BAD_ARGS;
+  if (std::strcmp(dtypes[0], "float32") != 0 || std::strcmp(dtypes[1], "float32") != 0) return SGLMS_ERR_BAD_DTYPE;
+  const int64_t M = shapes[0][0], K = shapes[0][1], N = shapes[1][0];
+  if (shapes[1][1] != K) return SGLMS_ERR_BAD_ARGS;
+  const auto* x = static_cast<const float*>(params[0]);
+  const auto* w = static_cast<const float*>(params[1]);
+  auto* y = static_cast<float*>(params[2]);
+  if (M == 0) return 0;
+  const SgemmFn sgemm = g_sgemm.load();
+  if (M <= kRowDotMaxM || sgemm == nullptr) {
+    RowDot(x, w, y, M, K, N);
+    return 0;
+  }
+  return OneDnn(sgemm, x, w, y, M, K, N);
+}
+
+}  // extern "C"
