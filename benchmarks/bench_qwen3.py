@@ -80,6 +80,11 @@ class EngineBench:
     def __init__(self, path: Path, impl: str, max_total_tokens: int):
         import sglang as sgl
 
+        self.step_log = None
+        if impl == "mindspore":  # the scheduler process logs each step and its compiled-graph count
+            self.step_log = Path(tempfile.mkdtemp(prefix="bench-steps-")) / "steps.jsonl"
+            os.environ["SGLMS_BATCH_LOG"] = str(self.step_log)
+
         self.engine = sgl.Engine(model_path=str(path), model_impl=impl, device="cpu", attention_backend="torch_native",
                                  dtype="float32", disable_cuda_graph=True, disable_radix_cache=True,
                                  max_total_tokens=max_total_tokens, log_level="error", skip_tokenizer_init=True)
@@ -89,6 +94,13 @@ class EngineBench:
         self.engine.generate(input_ids=ids, sampling_params={"temperature": 0, "max_new_tokens": new_tokens,
                                                               "ignore_eos": True})
         return time.perf_counter() - t
+
+    def graph(self) -> dict | None:
+        """Compiled graphs and compile time over every step the engine ran (its step log)."""
+        if self.step_log is None or not self.step_log.exists():
+            return None
+        steps = [json.loads(line) for line in self.step_log.read_text().splitlines()]
+        return {"compiles": steps[-1]["graphs_compiled"], "seconds": steps[-1]["compile_seconds"], "steps": len(steps)}
 
     def close(self):
         self.engine.shutdown()
@@ -118,9 +130,14 @@ class ModelOnlyBench:
 
     def __init__(self, path: Path, *_):
         self.path = path
+        self.compiles, self.compile_seconds, self.steps = 0, 0.0, 0
+
+    def graph(self) -> dict | None:
+        return {"compiles": self.compiles, "seconds": round(self.compile_seconds, 2), "steps": self.steps}
 
     def decode_step_seconds(self, batch: int, prompt_len: int, steps: int, seed: int) -> float:
         from mindspore_models.runtime.standalone import Sequence, StandaloneRunner
+        from mindspore_models.runtime.step import CompiledForward
 
         runner = StandaloneRunner(str(self.path), max_tokens=batch * (prompt_len + steps + 1))
         seqs = [Sequence([]) for _ in range(batch)]
@@ -130,6 +147,10 @@ class ModelOnlyBench:
             t = time.perf_counter()
             runner.step(seqs, [[11] for _ in seqs])
             best = min(best, time.perf_counter() - t)
+        self.steps += steps + 1
+        if isinstance(runner.run, CompiledForward):  # one runner (and graph) per batch size here
+            self.compiles += runner.run.compiles
+            self.compile_seconds += runner.run.compile_seconds
         return best
 
 
@@ -153,6 +174,7 @@ def worker(args) -> None:
             step = bench.decode_step_seconds(b, 32, args.decode_tokens, seed=b)
             (m1, c1), t = watch.cpu(), time.perf_counter() - t
             rows[b] = dict(prefill=None, decode=b / step, others=(m1 - m0) - (c1 - c0), seconds=t)
+        graph = bench.graph()
     else:
         cls = HFBench if impl == "hf" else EngineBench
         bench = cls(path, "sglang" if impl == "native" else impl, args.max_total_tokens)
@@ -163,8 +185,9 @@ def worker(args) -> None:
                 (m1, c1), t = watch.cpu(), time.perf_counter() - t
                 rows[b] = dict(prefill=p, decode=d, others=(m1 - m0) - (c1 - c0), seconds=t)
         finally:
+            graph = bench.graph() if isinstance(bench, EngineBench) else None
             bench.close()
-    print("RESULT " + json.dumps({"rows": rows, "peak_rss": watch.peak_rss}), flush=True)
+    print("RESULT " + json.dumps({"rows": rows, "peak_rss": watch.peak_rss, "graph": graph}), flush=True)
 
 
 def machine_roofline() -> tuple[float, float]:
@@ -272,7 +295,18 @@ def print_table(results, args, bw, flops, params) -> None:
     if "mindspore" in results and "native" in results:
         ratio = results["mindspore"]["peak_rss"] / results["native"]["peak_rss"]
         print(f"  {'PASS' if ratio <= 1.1 else 'FAIL'}  peak RSS mindspore <= native + 10%: {ratio:.2f}x")
-    print("  graph mode: off (PyNative), so there are no compiles to count")
+    model_b1 = results.get("mindspore-model", {}).get("rows", {}).get(1, {}).get("decode")
+    if model_b1:
+        share = model_b1 / roofline("decode", 1, params, bw, flops)
+        print(f"  {'PASS' if share >= 0.85 else 'FAIL'}  model-only decode b1 >= 85% of the bandwidth roofline: {100 * share:.0f}%")
+    for impl in ("mindspore", "mindspore-model"):
+        graph = results.get(impl, {}).get("graph")
+        if graph and graph["compiles"] is not None:
+            per = "engine" if impl == "mindspore" else f"{len(args.batches)} runners, one per batch size"
+            print(f"  graph mode [{impl}]: {graph['compiles']} graph(s) compiled in {graph['seconds']} s over "
+                  f"{graph['steps']} steps ({per})")
+        elif graph:
+            print(f"  graph mode [{impl}]: off (PyNative: SGLMS_GRAPH=0 or a backend that does not compile)")
 
 
 if __name__ == "__main__":

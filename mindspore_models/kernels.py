@@ -93,29 +93,27 @@ class KVBuffer:
         return cls(t, bridge.to_ms(t), ms.Tensor([t.data_ptr(), t.shape[0]], ms.int64))
 
 
+KERNELS = ("KvCacheWrite", "PagedAttention", "RmsNorm", "RopeNeox", "MatMulNT", "SiluMul", "MoeSwiGLU")
+
+
 def _same_as_first(first, *_):
     return first
 
 
-# Output shape of each custom op from its input shapes (dtype: always that of the first input,
-# except KvCacheWrite's int32 row count).
-_OUT_SHAPES = {
-    "KvCacheWrite": lambda *_: (1,),
-    "PagedAttention": lambda q, *_: (q[0], q[1] * q[2]),
-    "RmsNorm": _same_as_first,
-    "RopeNeox": _same_as_first,
-    "MatMulNT": lambda a, b: (a[0], b[0]),
-    "SiluMul": lambda x: (x[0], x[1] // 2),
-    "MoeSwiGLU": _same_as_first,
-}
-KERNELS = tuple(_OUT_SHAPES)  # every kernel this module can dispatch to
+def _int32(*_):
+    return ms.int32
 
 
 @functools.cache
-def _op(name: str):
-    """The MindSpore custom op for one kernel, built once (construction costs ~1 ms)."""
-    dtype = (lambda *_: ms.int32) if name == "KvCacheWrite" else _same_as_first
-    return ops.Custom(f"{library_path()}:{name}", out_shape=_OUT_SHAPES[name], out_dtype=dtype, func_type="aot")
+def op(name: str):
+    """The MindSpore custom op for one kernel, built once (construction costs ~1 ms). Output shapes
+    come from the library's C++ `{name}InferShape` (kernels/cpu/infer_shapes.cc), which also works
+    in compiled graphs with dynamic shapes; the output dtype is the first input's (KvCacheWrite:
+    int32). Graph mode looks the op up by `reg_op_name`."""
+    dtype = _int32 if name == "KvCacheWrite" else _same_as_first
+    custom = ops.Custom(f"{library_path()}:{name}", out_shape=None, out_dtype=dtype, func_type="aot")
+    custom.add_prim_attr("reg_op_name", name)
+    return custom
 
 
 def kv_cache_write(buf: KVBuffer, slots: ms.Tensor, values: ms.Tensor, runs: list[tuple[int, int, int]]) -> ms.Tensor:
@@ -130,13 +128,11 @@ def kv_cache_write(buf: KVBuffer, slots: ms.Tensor, values: ms.Tensor, runs: lis
                              f"{buf.view.dtype}{tuple(buf.view.shape)}: dtype or row shape differs")
         buf.checked = True  # the model's K/V rows keep their dtype and shape from step to step
     if active("KvCacheWrite"):
-        return _op("KvCacheWrite")(buf.ref, slots, values)
+        return op("KvCacheWrite")(buf.ref, slots, values)
     return kv_cache_write_fallback(buf, values, runs)
 
 
-
-
-def _pair_ref(k: KVBuffer, v: KVBuffer) -> ms.Tensor:
+def pair_ref(k: KVBuffer, v: KVBuffer) -> ms.Tensor:
     """int64 {k_addr, v_addr, rows, heads}, kept on the K buffer (not in a global cache, which
     would keep discarded pools alive)."""
     if k.pair is None or k.pair[0] is not v:
@@ -152,15 +148,6 @@ def _scalar(value: float) -> ms.Tensor:
     return ms.Tensor([value], ms.float32)
 
 
-def paged_attention(q: ms.Tensor, k: KVBuffer, v: KVBuffer, ctx, scale: float, after: ms.Tensor) -> ms.Tensor:
-    """q [T, Hq, D] attends its requests' keys in the pool -> [T, Hq*D] (custom kernel only).
-
-    `after`: the KV writes' results, so the kernel reads the pool only once they are done.
-    """
-    return _op("PagedAttention")(q, _pair_ref(k, v), ctx.kv_slots, ctx.seq_lens, ctx.q_starts, ctx.q_lens,
-                           _scalar(scale), after)
-
-
 def pool_view(buf: KVBuffer, after: ms.Tensor) -> ms.Tensor:
     """The pool as a MindSpore tensor, ordered after `after` (a KV write). MindSpore copies
     a DLPack-shared tensor into each op that reads it: fallback paths only."""
@@ -169,7 +156,7 @@ def pool_view(buf: KVBuffer, after: ms.Tensor) -> ms.Tensor:
 
 def rms_norm(x: ms.Tensor, weight: ms.Tensor, eps: float) -> ms.Tensor:
     if active("RmsNorm"):
-        return _op("RmsNorm")(x, weight, _scalar(eps))
+        return op("RmsNorm")(x, weight, _scalar(eps))
     x32 = x if x.dtype == ms.float32 else x.astype(ms.float32)  # accumulate in fp32, as HF does
     var = mint.mean(x32 * x32, -1, keepdim=True)
     return (x32 * mint.rsqrt(var + eps)).astype(x.dtype) * weight
@@ -178,7 +165,7 @@ def rms_norm(x: ms.Tensor, weight: ms.Tensor, eps: float) -> ms.Tensor:
 def rope_neox(x: ms.Tensor, positions: ms.Tensor, cos: ms.Tensor, sin: ms.Tensor) -> ms.Tensor:
     """x [T, H, D] rotated by the cos/sin [P, D/2] rows of its positions (NeoX half-rotation)."""
     if active("RopeNeox"):
-        return _op("RopeNeox")(x, positions, cos, sin)
+        return op("RopeNeox")(x, positions, cos, sin)
     c = ops.gather(cos, positions, 0).unsqueeze(1)  # [T, 1, D/2]
     s = ops.gather(sin, positions, 0).unsqueeze(1)
     if x.dtype != ms.float32:  # HF rotates in the activation dtype with cos/sin cast to it
@@ -190,7 +177,7 @@ def rope_neox(x: ms.Tensor, positions: ms.Tensor, cos: ms.Tensor, sin: ms.Tensor
 def silu_mul(x: ms.Tensor) -> ms.Tensor:
     """[T, 2I] packed gate|up -> silu(gate) * up [T, I]."""
     if active("SiluMul"):
-        return _op("SiluMul")(x)
+        return op("SiluMul")(x)
     gate, up = mint.chunk(x, 2, -1)
     return mint.nn.functional.silu(gate) * up
 
@@ -198,7 +185,7 @@ def silu_mul(x: ms.Tensor) -> ms.Tensor:
 def moe_swiglu(x: ms.Tensor, weights: ms.Tensor, ids: ms.Tensor, gate_up: ms.Tensor, down: ms.Tensor) -> ms.Tensor:
     """Routed SwiGLU experts: x [T, H], top-k weights/ids [T, k], gate_up [E, H, 2I], down [E, I, H]."""
     if active("MoeSwiGLU"):
-        return _op("MoeSwiGLU")(x, weights, ids, gate_up, down)
+        return op("MoeSwiGLU")(x, weights, ids, gate_up, down)
     # fallback: every expert over every token, weighted by its routing weight (0 if not chosen)
     out = x * 0
     for e in range(gate_up.shape[0]):
@@ -213,7 +200,7 @@ def matmul_nt(x: ms.Tensor, w: ms.Tensor) -> ms.Tensor:
     its path from M itself (kernels/cpu/matmul_nt.cc). Fallback: MatMul(transpose_b), which at
     M=128, K=1024, N=3072 ran ~2.7x faster than mint.matmul on the (in, out) layout here."""
     if active("MatMulNT"):
-        return _op("MatMulNT")(x, w)
+        return op("MatMulNT")(x, w)
     return _matmul_nt()(x, w)
 
 

@@ -82,12 +82,14 @@ def kernels_required() -> bool:
     return os.environ.get("SGLMS_REQUIRE_KERNELS") == "1"
 
 
-@pytest.fixture(params=["custom-kernels", "fallbacks"])
+@pytest.fixture(params=["custom-kernels", "custom-kernels-pynative", "fallbacks"])
 def kernel_mode(request, monkeypatch):
-    """Run with every custom CPU kernel, or with every pure-MindSpore fallback."""
+    """Run with every custom CPU kernel (as one compiled graph where the model allows, and in
+    PyNative), or with every pure-MindSpore fallback (PyNative)."""
     from mindspore_models import kernels
 
-    if request.param == "custom-kernels":
+    monkeypatch.setenv("SGLMS_GRAPH", "0" if request.param == "custom-kernels-pynative" else "1")
+    if request.param.startswith("custom-kernels"):
         missing = {k: v for k, v in kernels.status().items() if not v.startswith("custom")}
         if missing:
             if kernels_required():

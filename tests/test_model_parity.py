@@ -4,6 +4,7 @@ import torch
 from conftest import VARIANTS, hf_greedy
 
 from mindspore_models.runtime.standalone import StandaloneRunner
+from mindspore_models.runtime.step import CompiledForward
 from mindspore_models.weights import WeightLoadError, iter_safetensors
 
 
@@ -29,6 +30,14 @@ def test_tied_checkpoint_really_is_tied(tiny_qwen3_tied, tiny_qwen3):
     assert "lm_head.weight" not in tied and "lm_head.weight" in untied
 
 
+def assert_graph_mode(runner, kernel_mode):
+    """Compiled exactly where it should be: kernels on, graph mode on, and not MLA (PyNative: see cpu.py)."""
+    expected = kernel_mode == "custom-kernels" and runner.model.config.mla is None
+    assert isinstance(runner.run, CompiledForward) == expected, (kernel_mode, type(runner.run))
+    if expected:
+        assert runner.run.compiles == 1, f"{runner.run.compiles} graphs compiled: a recompile in steady state"
+
+
 def test_prefill_logits_match_hf(checkpoint, kernel_mode):
     hf = hf_model(checkpoint)
     runner = StandaloneRunner(str(checkpoint))
@@ -40,6 +49,7 @@ def test_prefill_logits_match_hf(checkpoint, kernel_mode):
         diff = (got - ref).abs().max().item()
         assert diff <= LOGITS_ATOL, f"prompt len {len(prompt)}: max abs diff {diff}"
         assert ref.abs().max() > 1.0  # the comparison is not between near-zero tensors
+    assert_graph_mode(runner, kernel_mode)
 
 
 def test_greedy_tokens_match_hf_in_a_mixed_length_batch(checkpoint, kernel_mode):
@@ -50,6 +60,7 @@ def test_greedy_tokens_match_hf_in_a_mixed_length_batch(checkpoint, kernel_mode)
         ref = hf_greedy(hf, prompt, GREEDY_TOKENS)
         assert len(set(ref)) > 3, "degenerate reference: the test could not tell models apart"
         assert tokens == ref, f"prompt len {len(prompt)}"
+    assert_graph_mode(runner, kernel_mode)  # prefill of 3 lengths, then 32 decode steps: one graph
 
 
 def test_cached_prefix_extend_matches_full_prefill(tiny_qwen3, kernel_mode):
@@ -63,6 +74,7 @@ def test_cached_prefix_extend_matches_full_prefill(tiny_qwen3, kernel_mode):
     runner.step([seq], [prompt[:6]])
     tail = runner.step([seq], [prompt[6:]], all_logits=True)
     assert (tail - full[6:]).abs().max().item() <= LOGITS_ATOL
+    assert_graph_mode(runner, kernel_mode)
 
 
 def _load_edited(checkpoint, edit):

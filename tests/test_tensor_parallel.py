@@ -86,9 +86,10 @@ def attention_out(model, rank, size, x, n):
         pool = KVPool([torch.zeros(32, attn.hkv, attn.d)], [torch.zeros(32, attn.hkv, attn.d)], 1, mla=False)
     plan = StepPlan.build(torch.tensor([n]), torch.tensor([n]), torch.arange(1, n + 1)[None], torch.arange(n),
                           torch.arange(1, n + 1))
-    step = CpuBackend(pool).prepare(plan)
+    backend = CpuBackend(pool)
     with parallel.simulate(rank, size):
-        return attn(ms.Tensor(plan.positions.to(torch.int32).numpy()), x, step).asnumpy()
+        attn.attn.bind(backend)  # this pool holds layer 0 only
+        return attn(ms.Tensor(plan.positions.to(torch.int32).numpy()), x, backend.prepare(plan)).asnumpy()
 
 
 def test_attention_heads_split_and_all_reduce(ranks):

@@ -27,7 +27,7 @@ import torch
 
 from mindspore_models import bridge
 from mindspore_models.attention import conventions
-from mindspore_models.attention.backend import Step
+from mindspore_models.attention.backend import EagerAttention
 from mindspore_models.attention.plan import StepPlan
 from mindspore_models.attention.pool import KVPool
 
@@ -41,7 +41,8 @@ def real_ops(head_num: int, kv_head_num: int, scale_value: float):
 
 
 @dataclass(eq=False)
-class AscendStep(Step):
+class AscendStep:
+    num_tokens: int  # T, known on the host
     slot_mapping: ms.Tensor  # [T] int32
     block_tables: ms.Tensor  # [B, M] int32
     context_lens: ms.Tensor  # [B] int32, keys per request after this step
@@ -62,6 +63,10 @@ class AscendStep(Step):
 
 class AscendBackend:
     name = "ascend"
+    # Runs PyNative: the step carries host-side values (the no-prefix choice, FlashAttention's
+    # cumulative lengths) that a compiled graph would take as constants. Compiling it needs
+    # those as tensor inputs and an NPU to check the result on: not done.
+    compiles = False
 
     def __init__(self, pool: KVPool, ops: Callable = real_ops):
         """ops(head_num, kv_head_num, scale_value) -> an ops provider (AscendOps, or ReferenceOps in CPU tests)."""
@@ -77,20 +82,23 @@ class AscendBackend:
             self._ops[key] = self.make_ops(heads, kv_heads, scale)
         return self._ops[key]
 
+    def attention(self, spec):
+        return EagerAttention(self, spec)
+
     def prepare(self, plan: StepPlan) -> AscendStep:
         i32 = bridge.copy_int32_to_ms
         no_prefix, multi = plan.no_prefix, int(plan.q_lens.max()) > 1
         mask = None
         if multi and not no_prefix and not self.pool.mla:
             mask = bridge.copy_to_ms(conventions.paged_lookahead_mask(plan.q_lens, plan.seq_lens, self.pool.dtype))
-        return AscendStep(self, plan.num_tokens, plan.num_logits, i32(plan.slots), i32(plan.block_tables),
+        return AscendStep(plan.num_tokens, i32(plan.slots), i32(plan.block_tables),
                           i32(plan.seq_lens), i32(plan.q_lens), mask, no_prefix,
                           conventions.cumulative(plan.q_lens.tolist()), plan)
 
-    def attend(self, layer, q, k, v, step: AscendStep):
+    def attend(self, spec, q, k, v, step: AscendStep):
         """q [T, Hq, D], k/v [T, Hkv, D] -> [T, Hq*D]."""
-        ops = self.ops(layer.hq, layer.hkv, layer.scale)
-        k_cache, v_cache = self.caches[layer.layer_id]
+        ops = self.ops(spec.heads, spec.kv_heads, spec.scale)
+        k_cache, v_cache = self.caches[spec.layer_id]
         t = step.num_tokens
         ops.reshape_and_cache(k.reshape(t, -1), v.reshape(t, -1), k_cache, v_cache, step.slot_mapping)
         if step.no_prefix:
@@ -100,11 +108,11 @@ class AscendBackend:
                                       step.q_seq_lens, step.attn_mask)
         return out.reshape(t, -1)
 
-    def attend_latent(self, layer, q, entry, step: AscendStep):
+    def attend_latent(self, spec, q, entry, step: AscendStep):
         """MLA: q [T, H, L+R] against the cached [latent | rope] entries -> [T, H*L]."""
-        ops = self.ops(layer.h, 1, layer.scale)
-        latent_cache, rope_cache = self.caches[layer.layer_id]
-        t, lora = step.num_tokens, layer.lora
+        ops = self.ops(spec.heads, 1, spec.scale)
+        latent_cache, rope_cache = self.caches[spec.layer_id]
+        t, lora = step.num_tokens, spec.latent
         entry = entry.reshape(t, -1)
         ops.reshape_and_cache(entry[:, :lora], None, latent_cache, None, step.slot_mapping)
         ops.reshape_and_cache(entry[:, lora:], None, rope_cache, None, step.slot_mapping)

@@ -2,26 +2,30 @@
 (`device.attention_backend(pool)`); layers never name a device.
 
 A backend is built once over SGLang's KV pool (`pool.KVPool`) and provides:
-- `prepare(plan) -> Step`: its own per-step metadata from the host-side `plan.StepPlan`;
-- `attend(layer, q, k, v, step) -> [T, Hq*Dv]`: write this step's K/V rows into the pool, attend;
-- `attend_latent(layer, q, entry, step) -> [T, H*L]`: the same for MLA's joint latent entries.
-The step reaches every layer as an explicit `construct` argument; layers call `step.attend(...)`.
+- `attention(spec) -> nn.Cell`: one layer's attention (`layers.attention.AttentionSpec`), called
+  as (q, k, v, step) -> [T, Hq*Dv], or for MLA (q, entry, step) -> [T, H*L]; it writes this
+  step's K/V rows into the pool, then attends;
+- `prepare(plan) -> step`: its per-step inputs from the host-side `plan.StepPlan`. The model
+  passes the step to every layer as an explicit `construct` argument;
+- `compiles`: True when the whole forward can run as one compiled MindSpore graph on this
+  backend; its step is then a tuple of tensors and `step_signature()` describes it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from mindspore import nn
 
 
-@dataclass(eq=False)
-class Step:
-    """Base of each backend's per-step metadata."""
+class EagerAttention(nn.Cell):
+    """One layer's attention as the backend's Python methods (`attend`, `attend_latent`): PyNative
+    only, the step may be any Python object."""
 
-    backend: object
-    num_tokens: int  # T, known on the host: reading a MindSpore tensor's shape costs a sync
-    num_logits: int  # N, rows the LM head computes
+    def __init__(self, backend, spec):
+        super().__init__()
+        self.backend, self.spec = backend, spec
 
-    def attend(self, layer, q, k, v):
-        return self.backend.attend(layer, q, k, v, self)
-
-    def attend_latent(self, layer, q, entry):
-        return self.backend.attend_latent(layer, q, entry, self)
+    def construct(self, q, *rest):
+        if self.spec.latent is not None:
+            entry, step = rest
+            return self.backend.attend_latent(self.spec, q, entry, step)
+        k, v, step = rest
+        return self.backend.attend(self.spec, q, k, v, step)

@@ -1,10 +1,12 @@
 """CPU attention backend: the custom kernels of kernels/cpu, or pure-MindSpore fallbacks.
 
-K/V rows are written into SGLang's pool in place (token-major view, any page size); the
-PagedAttention kernel reads each request's keys in place through the slot table. Without
-it, each request's keys are gathered into a padded [B, S] batch and attended with one masked
-batched matmul (GQA groups share a KV head without repeating it). MLA attends in latent
-space over the joint [latent | rope] entries, one KV "head" shared by every query head.
+K/V rows are written into SGLang's pool in place (token-major view, any page size). With the
+kernels, `KernelAttention` writes them with KvCacheWrite and the PagedAttention kernel reads
+each request's keys in place through the slot table: every input is a tensor, so the model
+compiles into one graph (`compiles`). Without them, each request's keys are gathered into a
+padded [B, S] batch and attended with one masked batched matmul (GQA groups share a KV head
+without repeating it), in PyNative. MLA attends in latent space over the joint
+[latent | rope] entries, one KV "head" shared by every query head (gathered path, PyNative).
 """
 from __future__ import annotations
 
@@ -13,10 +15,10 @@ from dataclasses import dataclass
 
 import mindspore as ms
 import torch
-from mindspore import mint, ops
+from mindspore import mint, nn, ops
 
-from mindspore_models import bridge, kernels
-from mindspore_models.attention.backend import Step
+from mindspore_models import bridge, kernels, parallel
+from mindspore_models.attention.backend import EagerAttention
 from mindspore_models.attention.plan import StepPlan
 from mindspore_models.attention.pool import KVPool
 from mindspore_models.kernels import KVBuffer
@@ -25,8 +27,8 @@ MASKED = -1e30  # finite, so fully masked padding rows give no NaN
 
 
 @dataclass(eq=False)
-class CpuStep(Step):
-    """One step's metadata for the CPU backend (MindSpore tensors, built once per step)."""
+class CpuStep:
+    """One step's metadata for the CPU fallback paths (MindSpore tensors, built once per step)."""
 
     slots: ms.Tensor  # [T] int64, KV slot each new token writes
     slot_runs: list[tuple[int, int, int]]  # the same slots as contiguous runs (fallback KV write)
@@ -48,6 +50,26 @@ class CpuStep(Step):
         return bridge.copy_to_ms(mask[:, None, None])
 
 
+class KernelAttention(nn.Cell):
+    """One layer over the pool with the custom kernels; step = (slots [T] int64, kv_slots [B, S],
+    seq_lens [B], q_starts [B], q_lens [B]) int32. Pure tensor ops: compiles."""
+
+    def __init__(self, k: KVBuffer, v: KVBuffer, scale: float):
+        super().__init__()
+        self.k_ref, self.v_ref, self.pair_ref = k.ref, v.ref, kernels.pair_ref(k, v)
+        self.scale = ms.Tensor([scale], ms.float32)
+        self.write, self.paged_attention = kernels.op("KvCacheWrite"), kernels.op("PagedAttention")
+
+    def construct(self, q, k, v, step):
+        slots, kv_slots, seq_lens, q_starts, q_lens = step
+        written = ops.depend(self.write(self.k_ref, slots, k), self.write(self.v_ref, slots, v))
+        return self.paged_attention(q, self.pair_ref, kv_slots, seq_lens, q_starts, q_lens, self.scale, written)
+
+
+KERNEL_STEP = (ms.int64, ms.int32, ms.int32, ms.int32, ms.int32)  # dtypes of KernelAttention's step
+GRAPH_KERNELS = ("KvCacheWrite", "PagedAttention", "RmsNorm", "RopeNeox", "MatMulNT", "SiluMul")
+
+
 class CpuBackend:
     name = "cpu"
 
@@ -59,8 +81,28 @@ class CpuBackend:
         if pool.mla and any(v is not None for v in pool.values):
             raise ValueError("the CPU backend reads MLA entries as one [latent | rope] row (SGLang's CPU MLA pool), "
                              "not the NPU pool's split buffers")
+        self.paged = not pool.mla and kernels.active("KvCacheWrite") and kernels.active("PagedAttention")
+        # One graph per model: every kernel has a C++ shape function; collectives (tp > 1) cross into
+        # torch and MLA's gathered path reads the pool as a host tensor, so those stay PyNative.
+        self.compiles = self.paged and parallel.tp().size == 1 and all(kernels.active(k) for k in GRAPH_KERNELS)
 
-    def prepare(self, plan: StepPlan) -> CpuStep:
+    def attention(self, spec) -> nn.Cell:
+        if self.paged:
+            return KernelAttention(*self.kv[spec.layer_id], spec.scale)
+        return EagerAttention(self, spec)
+
+    def step_signature(self) -> tuple:
+        """The compiled graph's step input: dynamic-shape tensors (one compile for every batch)."""
+        return tuple(ms.Tensor(shape=[None] * (2 if i == 1 else 1), dtype=d) for i, d in enumerate(KERNEL_STEP))
+
+    def prepare(self, plan: StepPlan):
+        if self.paged:
+            i32 = bridge.copy_int32_to_ms
+            return (bridge.copy_to_ms(plan.slots), i32(plan.token_table), i32(plan.seq_lens), i32(plan.q_starts),
+                    i32(plan.q_lens))
+        return self.prepare_gathered(plan)
+
+    def prepare_gathered(self, plan: StepPlan) -> CpuStep:
         b, s, lq = plan.batch_size, int(plan.seq_lens.max()), int(plan.q_lens.max())
         i = torch.arange(lq)
         q_valid = i[None, :] < plan.q_lens[:, None]  # [B, Lq]
@@ -70,28 +112,26 @@ class CpuBackend:
         key_valid = torch.arange(s)[None, :] < plan.seq_lens[:, None]
         kv_slots = torch.where(key_valid, plan.token_table[:, :s], 0)
         i32 = bridge.copy_int32_to_ms
-        return CpuStep(self, plan.num_tokens, plan.num_logits, bridge.copy_to_ms(plan.slots),
+        return CpuStep(bridge.copy_to_ms(plan.slots),
                        kernels.slot_runs(plan.slots), i32(plan.seq_lens), i32(plan.q_starts), i32(plan.q_lens),
                        i32(kv_slots), i32(q_index), i32(out_index), (q_pos, s, torch.float32))
 
-    def attend(self, layer, q, k, v, step: CpuStep):
-        """q [T, Hq, D], k/v [T, Hkv, D] -> [T, Hq*D]; K/V rows are written into the pool first."""
-        k_buf, v_buf = self.kv[layer.layer_id]
+    def attend(self, spec, q, k, v, step: CpuStep):
+        """Gathered path: q [T, Hq, D], k/v [T, Hkv, D] -> [T, Hq*D]; K/V rows are written into the pool first."""
+        k_buf, v_buf = self.kv[spec.layer_id]
         k_done = kernels.kv_cache_write(k_buf, step.slots, k, step.slot_runs)
         v_done = kernels.kv_cache_write(v_buf, step.slots, v, step.slot_runs)
-        if kernels.active("PagedAttention"):
-            return kernels.paged_attention(q, k_buf, v_buf, step, layer.scale, after=ops.depend(k_done, v_done))
         keys = ops.gather(kernels.pool_view(k_buf, k_done), step.kv_slots, 0)  # [B, S, Hkv, D]
         values = ops.gather(kernels.pool_view(v_buf, v_done), step.kv_slots, 0)
-        return padded_attention(q, keys, values, step, layer.group, layer.scale)
+        return padded_attention(q, keys, values, step, spec.group, spec.scale)
 
-    def attend_latent(self, layer, q, entry, step: CpuStep):
+    def attend_latent(self, spec, q, entry, step: CpuStep):
         """MLA: q [T, H, L+R] against every cached entry [L+R] (values: its first L) -> [T, H*L]."""
-        buf = self.kv[layer.layer_id][0]
+        buf = self.kv[spec.layer_id][0]
         done = kernels.kv_cache_write(buf, step.slots, entry, step.slot_runs)
         cached = ops.gather(kernels.pool_view(buf, done), step.kv_slots, 0)  # [B, S, 1, L+R]
-        values = cached[..., : layer.lora]
-        return padded_attention(q, cached, values, step, layer.h, layer.scale)
+        values = cached[..., : spec.latent]
+        return padded_attention(q, cached, values, step, spec.heads, spec.scale)
 
 
 def padded_attention(q, keys, values, step: CpuStep, group: int, scale: float):

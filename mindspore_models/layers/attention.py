@@ -1,22 +1,46 @@
 """Attention over SGLang's KV pool, as a layer: what the backend needs to know about it.
 
-The step's backend (chosen once by the device switch, see attention/) writes the new K/V
-rows into the pool and attends; the layer only shapes q/k/v and passes the step along.
+The layer only describes itself (`AttentionSpec`); once SGLang's pool exists, the backend the
+device switch chose builds the Cell that writes this layer's K/V rows into the pool and attends
+(`bind`). The step's inputs reach it as an explicit argument.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from mindspore import nn
 
 
+@dataclass(frozen=True)
+class AttentionSpec:
+    layer_id: int
+    heads: int  # query heads on this rank
+    kv_heads: int  # KV heads on this rank (1 for MLA's shared latent)
+    head_dim: int  # query/key width (MLA: latent + rope)
+    scale: float
+    latent: int | None = None  # MLA: kv_lora_rank; values are the first `latent` columns of each entry
+
+    @property
+    def group(self) -> int:
+        return self.heads // self.kv_heads
+
+
 class Attention(nn.Cell):
-    def __init__(self, num_heads: int, num_kv_heads: int, head_dim: int, layer_id: int):
+    """(q [T, Hq, D], k/v [T, Hkv, D], step) -> [T, Hq*D]; MLA (latent=L): (q [T, H, L+R], entry
+    [T, 1, L+R], step) -> [T, H*L]."""
+
+    def __init__(self, num_heads: int, num_kv_heads: int, head_dim: int, layer_id: int,
+                 scale: float | None = None, latent: int | None = None):
         super().__init__()
         assert num_heads % num_kv_heads == 0, "query heads must be a multiple of KV heads"
-        self.hq, self.hkv, self.d = num_heads, num_kv_heads, head_dim
-        self.group = num_heads // num_kv_heads
-        self.layer_id = layer_id
-        self.scale = head_dim ** -0.5
+        self.spec = AttentionSpec(layer_id, num_heads, num_kv_heads, head_dim,
+                                  head_dim ** -0.5 if scale is None else scale, latent)
+        self.impl = None
 
-    def construct(self, q, k, v, step):
-        """q: [T, Hq, D], k/v: [T, Hkv, D] -> [T, Hq*D]."""
-        return step.attend(self, q, k, v)
+    def bind(self, backend) -> None:
+        self.impl = backend.attention(self.spec)
+
+    def construct(self, *inputs):
+        if self.impl is None:
+            raise RuntimeError("attention layer used before the model was bound to a KV pool (model.bind(backend))")
+        return self.impl(*inputs)

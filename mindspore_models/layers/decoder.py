@@ -117,6 +117,12 @@ class CausalLM(nn.Cell):
             p.set_dtype(bridge.ms_dtype(dtype))
         self.kv_dtype = dtype
 
+    def bind(self, backend) -> None:
+        """Each attention layer gets the backend's Cell over its own pool buffers (once the pool exists)."""
+        for _, cell in list(self.cells_and_names()):
+            if isinstance(cell, Attention):
+                cell.bind(backend)
+
     def kv_row_shapes(self) -> list[tuple[int, int]]:
         """Per layer, the (heads, dim) of one token's K row in SGLang's pool that this model reads."""
         return [layer.self_attn.kv_row_shape for layer in self.model.layers]

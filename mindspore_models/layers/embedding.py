@@ -44,13 +44,15 @@ class LMHead(nn.Cell):
         self.vocab, self.dim = vocab, dim
         self.start, self.count, self.rows = parallel.tp().vocab(vocab)
         self.padded = self.rows * parallel.tp().size != vocab
+        self.gathered = parallel.tp().size > 1
         if tied_to is None:
             self.weight = Parameter(ms.Tensor(np.zeros((self.rows, dim), np.float32)), name="weight")  # HF (V, H)
 
     def construct(self, x):
         weight = self.tied_to.weight if self.tied_to is not None else self.weight
         logits = kernels.matmul_nt(x, weight)
-        logits = parallel.all_gather_last(logits)  # [N, rows * tp]
+        if self.gathered:
+            logits = parallel.all_gather_last(logits)  # [N, rows * tp]
         return logits[:, : self.vocab] if self.padded else logits  # [N, V]
 
     def expected_shape(self, param: str, shard) -> tuple[int, ...]:

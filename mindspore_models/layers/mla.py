@@ -15,6 +15,7 @@ from mindspore import mint, nn
 
 from mindspore_models import parallel
 from mindspore_models.config import ModelConfig
+from mindspore_models.layers.attention import Attention
 from mindspore_models.layers.linear import Linear, column_parallel, row_parallel
 from mindspore_models.layers.norm import RMSNorm
 from mindspore_models.layers.rope import RotaryEmbedding, yarn_mscale
@@ -32,7 +33,6 @@ class MLAttention(nn.Cell):
         # tensor parallel: heads split over ranks (q_b/kv_b column-, o row-parallel); the latent is replicated
         h_start, self.h = parallel.tp().split(cfg.num_heads, "num_attention_heads")
         self.nope, self.rope, self.v, self.lora = m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim, m.kv_lora_rank
-        self.layer_id = layer_id
         self.kv_row_shape = (1, self.lora + self.rope)  # SGLang's MLA pool: one latent "head" per token
         qk = self.nope + self.rope
         rope_order = deinterleave(self.rope) if m.rope_interleave else np.arange(self.rope)
@@ -58,6 +58,7 @@ class MLAttention(nn.Cell):
         if scaling.get("rope_type") == "yarn" and scaling.get("mscale_all_dim"):
             self.scale *= yarn_mscale(scaling["factor"], scaling["mscale_all_dim"]) ** 2
         self.q_lora = bool(m.q_lora_rank)
+        self.attn = Attention(self.h, 1, self.lora + self.rope, layer_id, self.scale, latent=self.lora)
 
     def construct(self, positions, x, step):
         q = self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x))) if self.q_lora else self.q_proj(x)
@@ -67,7 +68,7 @@ class MLAttention(nn.Cell):
         q_pe, k_pe = self.rotary(positions, q_pe, k_pe.reshape(-1, 1, self.rope))
         q_latent = mint.bmm(q_nope.permute(1, 0, 2), self.w_uk).permute(1, 0, 2)  # [T, H, L]: k_nope absorbed
         entry = mint.cat((latent, k_pe.reshape(-1, self.rope)), -1).reshape(-1, 1, self.lora + self.rope)
-        out = step.attend_latent(self, mint.cat((q_latent, q_pe), -1), entry)  # [T, H*L]
+        out = self.attn(mint.cat((q_latent, q_pe), -1), entry, step)  # [T, H*L]
         out = mint.bmm(out.reshape(-1, self.h, self.lora).permute(1, 0, 2), self.w_uv)  # [H, T, V]: values absorbed
         return self.o_proj(out.permute(1, 0, 2).reshape(-1, self.h * self.v))
 

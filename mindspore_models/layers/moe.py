@@ -106,10 +106,13 @@ class SparseMoE(nn.Cell):
         self.gate = Router(hidden, moe)
         self.experts = Experts(moe.num_experts, hidden, moe.intermediate_size)
         self.shared_experts = shared
+        self.reduced = parallel.tp().size > 1  # each rank computed its share of the intermediate size
 
     def construct(self, x):
         weights, ids = self.gate(x)
         out = kernels.moe_swiglu(x, weights, ids, self.experts.gate_up_proj, self.experts.down_proj)
+        if self.reduced:
+            out = parallel.all_reduce(out)
         if self.shared_experts is not None:  # its down_proj already sums over ranks
-            return parallel.all_reduce(out) + self.shared_experts(x)
-        return parallel.all_reduce(out)  # each rank computed its share of the intermediate size
+            return out + self.shared_experts(x)
+        return out

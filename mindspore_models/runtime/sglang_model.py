@@ -26,9 +26,13 @@ logger = logging.getLogger(__name__)
 _BATCH_LOG = os.environ.get("SGLMS_BATCH_LOG")  # JSON lines of each step's shape, for tests and debugging
 
 
-def _log_batch(mode, q_lens, seq_lens) -> None:
+def _log_batch(mode, q_lens, seq_lens, run) -> None:
+    """One JSON line per step: its shape, and the graphs compiled before it (null: PyNative)."""
+    graph = isinstance(run, model_step.CompiledForward)
     with open(_BATCH_LOG, "a") as f:
-        f.write(json.dumps({"mode": mode.name, "q_lens": q_lens.tolist(), "seq_lens": seq_lens.tolist()}) + "\n")
+        f.write(json.dumps({"mode": mode.name, "q_lens": q_lens.tolist(), "seq_lens": seq_lens.tolist(),
+                            "graphs_compiled": run.compiles if graph else None,
+                            "compile_seconds": round(run.compile_seconds, 2) if graph else None}) + "\n")
 
 
 def padding_hint(hf_config) -> str:
@@ -92,6 +96,7 @@ class SGLangModel(nn.Cell):
         config.param_dtype = bridge.ms_dtype(dtype)  # upstream's glue builds its (unused) masks in it
         self.hf_config = config
         self.backend = None  # bound to SGLang's KV pool on the first step (the pool is made after loading)
+        self.run = None  # the model's forward over that pool: a compiled graph where the backend allows
         kernels.log_status()
         logger.info("MindSpore model %s on %s", type(self.model).__name__, device.current())
 
@@ -106,14 +111,15 @@ class SGLangModel(nn.Cell):
         pool = KVPool.from_sglang(get_token_to_kv_pool(), cfg.num_layers, mla=cfg.mla is not None)
         pool.check(self.model.kv_row_shapes(), self.model.kv_dtype, padding_hint(self.hf_config))
         self.backend = device.attention_backend(pool)
+        self.run = model_step.bind(self.model, self.backend)
 
     def prepare_inputs(self, forward_batch, upstream_inputs: dict) -> dict:
         if self.backend is None:
             self._bind_pool()
         plan = plan_from_batch(forward_batch, forward_batch.positions, self.backend.pool.page_size)
         if _BATCH_LOG:
-            _log_batch(forward_batch.forward_mode, plan.q_lens, plan.seq_lens)
+            _log_batch(forward_batch.forward_mode, plan.q_lens, plan.seq_lens, self.run)
         return {"input_ids": upstream_inputs["input_ids"], **model_step.step_inputs(self.backend, plan)}
 
     def construct(self, input_ids, positions, logits_index, step):
-        return self.model(input_ids, positions, logits_index, step)  # [N, V]
+        return self.run(input_ids, positions, logits_index, step)  # [N, V]

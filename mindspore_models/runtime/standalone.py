@@ -56,6 +56,7 @@ class StandaloneRunner:
         self.pool = (make_pool or default_pool)(self.model.config, pages * page_size, page_size, self.model.kv_dtype)
         self.pool.check(self.model.kv_row_shapes(), self.model.kv_dtype)
         self.backend = (make_backend or device.attention_backend)(self.pool)
+        self.run = model_step.bind(self.model, self.backend)  # the compiled graph where the backend allows
         self.free_pages = list(range(pages - 1, 0, -1))
 
     def _slots_for(self, seq: Sequence, n: int) -> list[int]:
@@ -84,7 +85,7 @@ class StandaloneRunner:
             table[i, : len(s.slots)] = torch.tensor(s.slots)
         plan = StepPlan.build(torch.tensor([len(s.slots) for s in seqs]), torch.tensor([len(t) for t in new]),
                               table, torch.tensor(positions), torch.tensor(slots), self.page_size, all_logits)
-        logits = model_step.forward(self.model, self.backend, plan, torch.tensor(ids))
+        logits = model_step.forward(self.run, self.backend, plan, torch.tensor(ids))
         return logits.float().clone()
 
     def prefill_logits(self, prompt: list[int]) -> torch.Tensor:

@@ -1,11 +1,80 @@
 """One forward step of a MindSpore model, shared by the SGLang shell and the standalone runner:
-plan (torch, host) -> the backend's step metadata -> model(explicit inputs) -> logits (torch)."""
+plan (torch, host) -> the backend's step inputs -> model(explicit inputs) -> logits (torch).
+
+Where the backend allows it (`backend.compiles`) the forward runs as ONE compiled MindSpore
+graph with dynamic shapes: compiled on the first step, reused for every batch size, prompt
+length and mix after that. SGLMS_GRAPH=0 runs the same model in PyNative instead.
+"""
 from __future__ import annotations
 
+import logging
+import os
+import time
+
+import mindspore as ms
 import torch
+from mindspore import nn
 
 from mindspore_models import bridge
 from mindspore_models.attention.plan import StepPlan
+
+logger = logging.getLogger(__name__)
+
+
+def graph_mode_requested() -> bool:
+    value = os.environ.get("SGLMS_GRAPH", "1")
+    if value not in ("0", "1"):
+        raise ValueError(f"SGLMS_GRAPH must be 0 (PyNative) or 1 (compiled graph where the backend allows), got {value!r}")
+    return value == "1"
+
+
+class _FlatStep(nn.Cell):
+    """The model with its step tuple passed as separate tensors (what a graph's signature takes)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def construct(self, input_ids, positions, logits_index, *step):
+        return self.model(input_ids, positions, logits_index, step)
+
+
+class CompiledForward:
+    """model(input_ids, positions, logits_index, step) as one graph, dynamic in every size."""
+
+    def __init__(self, model, backend):
+        dyn = ms.Tensor(shape=[None], dtype=ms.int32)
+        flat = _FlatStep(model)
+        flat.set_inputs(dyn, dyn, dyn, *backend.step_signature())
+        self.model, self.graph = model, ms.jit(flat)
+        self.compiles = 0  # graphs compiled so far: 1 in steady state
+        self.compile_seconds = 0.0
+
+    def __call__(self, *inputs):
+        before, start = _compiled_graphs(), time.perf_counter()
+        *head, step = inputs
+        out = self.graph(*head, *step)
+        new = _compiled_graphs() - before
+        if new:
+            self.compiles += new
+            self.compile_seconds += time.perf_counter() - start
+            logger.info("compiled the MindSpore forward graph (%d so far, %.1f s)", self.compiles, self.compile_seconds)
+        return out
+
+
+def _compiled_graphs() -> int:
+    from mindspore.graph.api import ms_compile_cache  # the jit executor's record of compiled phases
+
+    return len(ms_compile_cache)
+
+
+def bind(model, backend):
+    """Binds the model's attention layers to the backend's pool; returns what runs a step's forward:
+    the compiled graph where the backend allows it (and SGLMS_GRAPH is not 0), else the model."""
+    model.bind(backend)
+    if backend.compiles and graph_mode_requested():
+        return CompiledForward(model, backend)
+    return model
 
 
 def step_inputs(backend, plan: StepPlan) -> dict:
@@ -14,6 +83,8 @@ def step_inputs(backend, plan: StepPlan) -> dict:
             "logits_index": bridge.copy_int32_to_ms(plan.logits_index), "step": backend.prepare(plan)}
 
 
-def forward(model, backend, plan: StepPlan, input_ids: torch.Tensor) -> torch.Tensor:
-    logits = model(bridge.copy_int32_to_ms(input_ids.cpu()), **step_inputs(backend, plan))
+def forward(run, backend, plan: StepPlan, input_ids: torch.Tensor) -> torch.Tensor:
+    """run: what `bind` returned."""
+    inputs = step_inputs(backend, plan)
+    logits = run(bridge.copy_int32_to_ms(input_ids.cpu()), inputs["positions"], inputs["logits_index"], inputs["step"])
     return bridge.to_torch(logits)  # [N, V]
