@@ -100,7 +100,17 @@ class EngineBench:
         if self.step_log is None or not self.step_log.exists():
             return None
         steps = [json.loads(line) for line in self.step_log.read_text().splitlines()]
-        return {"compiles": steps[-1]["graphs_compiled"], "seconds": steps[-1]["compile_seconds"], "steps": len(steps)}
+        return {"compiles": steps[-1]["graphs_compiled"], "seconds": steps[-1]["compile_seconds"], "steps": len(steps),
+                "model_share": self.model_share(steps)}
+
+    @staticmethod
+    def model_share(steps) -> dict:
+        """Per decode batch size: the model forward's share of a decode step (step = start to next start)."""
+        shares = {}
+        for a, b in zip(steps, steps[1:]):
+            if a["mode"] == b["mode"] == "DECODE" and len(a["q_lens"]) == len(b["q_lens"]) and b["prev_forward_s"]:
+                shares.setdefault(len(a["q_lens"]), []).append(b["prev_forward_s"] / (b["t"] - a["t"]))
+        return {batch: sorted(s)[len(s) // 2] for batch, s in shares.items()}  # median
 
     def close(self):
         self.engine.shutdown()
@@ -171,7 +181,7 @@ def worker(args) -> None:
         bench = ModelOnlyBench(path)
         for b in args.batches:
             t, (m0, c0) = time.perf_counter(), watch.cpu()
-            step = bench.decode_step_seconds(b, 32, args.decode_tokens, seed=b)
+            step = bench.decode_step_seconds(b, args.prompt_len, args.decode_tokens, seed=b)
             (m1, c1), t = watch.cpu(), time.perf_counter() - t
             rows[b] = dict(prefill=None, decode=b / step, others=(m1 - m0) - (c1 - c0), seconds=t)
         graph = bench.graph()
@@ -305,6 +315,9 @@ def print_table(results, args, bw, flops, params) -> None:
             per = "engine" if impl == "mindspore" else f"{len(args.batches)} runners, one per batch size"
             print(f"  graph mode [{impl}]: {graph['compiles']} graph(s) compiled in {graph['seconds']} s over "
                   f"{graph['steps']} steps ({per})")
+        if graph and graph.get("model_share"):
+            shares = ", ".join(f"batch {b}: {100 * s:.0f}%" for b, s in sorted(graph["model_share"].items(), key=lambda x: int(x[0])))
+            print(f"  engine decode step = model forward + SGLang's own work; the forward's median share: {shares}")
         elif graph:
             print(f"  graph mode [{impl}]: off (PyNative: SGLMS_GRAPH=0 or a backend that does not compile)")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 
 import torch
 
@@ -26,11 +27,13 @@ logger = logging.getLogger(__name__)
 _BATCH_LOG = os.environ.get("SGLMS_BATCH_LOG")  # JSON lines of each step's shape, for tests and debugging
 
 
-def _log_batch(mode, q_lens, seq_lens, run) -> None:
-    """One JSON line per step: its shape, and the graphs compiled before it (null: PyNative)."""
+def _log_batch(mode, q_lens, seq_lens, run, prev_forward_s) -> None:
+    """One JSON line per step: its shape, when it started, how long the previous step's model forward
+    took (the rest of a step is SGLang's), and the graphs compiled before it (null: PyNative)."""
     graph = isinstance(run, model_step.CompiledForward)
     with open(_BATCH_LOG, "a") as f:
         f.write(json.dumps({"mode": mode.name, "q_lens": q_lens.tolist(), "seq_lens": seq_lens.tolist(),
+                            "t": time.perf_counter(), "prev_forward_s": prev_forward_s,
                             "graphs_compiled": run.compiles if graph else None,
                             "compile_seconds": round(run.compile_seconds, 2) if graph else None}) + "\n")
 
@@ -118,8 +121,13 @@ class SGLangModel(nn.Cell):
             self._bind_pool()
         plan = plan_from_batch(forward_batch, forward_batch.positions, self.backend.pool.page_size)
         if _BATCH_LOG:
-            _log_batch(forward_batch.forward_mode, plan.q_lens, plan.seq_lens, self.run)
+            _log_batch(forward_batch.forward_mode, plan.q_lens, plan.seq_lens, self.run, self.last_forward_s)
         return {"input_ids": upstream_inputs["input_ids"], **model_step.step_inputs(self.backend, plan)}
 
+    last_forward_s = None
+
     def construct(self, input_ids, positions, logits_index, step):
-        return self.run(input_ids, positions, logits_index, step)  # [N, V]
+        start = time.perf_counter()
+        logits = self.run(input_ids, positions, logits_index, step)  # [N, V]
+        self.last_forward_s = time.perf_counter() - start
+        return logits
