@@ -98,6 +98,9 @@ def reference_attention(q, k_pool, v_pool, table, seq_lens, q_lens, scale):
     (4, 2, 8, [9, 5, 13], [9, 1, 4]),       # prefill, decode, chunk over a cached prefix
     (3, 3, 5, [1], [1]),                     # MHA, one token
     (8, 1, 16, [20, 20], [1, 1]),            # MQA decode batch
+    # GEMM path (q_len >= 16): a prefill over two query blocks, an extend over a cached prefix
+    # exactly at the threshold, next to a decode token and a short chunk (per-token path)
+    (4, 2, 8, [70, 26, 9, 20], [70, 16, 1, 15]),
 ])
 def test_paged_attention_matches_numpy(kernel_mode, hq, hkv, d, seq_lens, q_lens):
     from mindspore_models.attention.cpu import CpuBackend
@@ -106,7 +109,7 @@ def test_paged_attention_matches_numpy(kernel_mode, hq, hkv, d, seq_lens, q_lens
     from mindspore_models.layers.attention import Attention
 
     rng = np.random.default_rng(1)
-    rows = 64
+    rows = max(64, sum(seq_lens) + 1)
     k_pool = torch.from_numpy(rng.standard_normal((rows, hkv, d)).astype(np.float32))
     v_pool = torch.from_numpy(rng.standard_normal((rows, hkv, d)).astype(np.float32))
     perm = rng.permutation(np.arange(1, rows))  # scattered slots, never the padding slot 0

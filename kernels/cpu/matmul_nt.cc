@@ -2,12 +2,8 @@
 // head store. One op for every row count; the path is chosen here, from M:
 // - M <= kRowDotMaxM (decode): each output is one contiguous dot product over a W row, so the
 //   weights stream once at close to the machine's read bandwidth;
-// - larger M (prefill, big decode batches): oneDNN's sgemm. The MindSpore wheel ships oneDNN
-//   (lib/libdnnl.so.3, built with its threadpool runtime, so each call runs on one thread); the
-//   library is opened by path (SglmsUseOneDnn, called once from Python) and N is split over this
-//   op's OpenMP team, so all of a GEMM's threads are one team, the same one as every other kernel.
-#include <dlfcn.h>
-
+// - larger M: oneDNN's sgemm (onednn.h), N split over this op's OpenMP team, so all of a
+//   GEMM's threads are one team, the same one as every other kernel.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -15,6 +11,7 @@
 
 #include <omp.h>
 
+#include "onednn.h"
 #include "sglms_kernel_abi.h"
 
 // x86-64: one AVX2/FMA clone picked at load time; other architectures get the portable build.
@@ -30,9 +27,7 @@ namespace {
 // (benchmarks/probe_gemm.py, README Numbers); the row-dot path remains for when oneDNN is absent.
 int64_t kRowDotMaxM = 0;
 
-using SgemmFn = int (*)(char transa, char transb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                        int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
-std::atomic<SgemmFn> g_sgemm{nullptr};
+using sglms::SgemmFn;
 
 SGLMS_SIMD_CLONES
 void RowsNT(const float* x, const float* w, float* y, int64_t M, int64_t K, int64_t N, int64_t n0, int64_t n1) {
@@ -75,16 +70,6 @@ int OneDnn(SgemmFn sgemm, const float* x, const float* w, float* y, int64_t M, i
 
 extern "C" {
 
-// Opens oneDNN at `path` for the large-M path; returns 0, or -1 with the path unusable.
-int SglmsUseOneDnn(const char* path) {
-  void* lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr) return -1;
-  auto fn = reinterpret_cast<SgemmFn>(dlsym(lib, "dnnl_sgemm"));
-  if (fn == nullptr) return -1;
-  g_sgemm = fn;
-  return 0;
-}
-
 // For probes only (benchmarks/probe_gemm.py): the row count up to which the row-dot path runs.
 void SglmsSetRowDotMaxM(int64_t m) { kRowDotMaxM = m; }
 int64_t SglmsRowDotMaxM() { return kRowDotMaxM; }
@@ -100,7 +85,7 @@ int MatMulNT(int nparam, void** params, int* ndims, int64_t** shapes, const char
   const auto* w = static_cast<const float*>(params[1]);
   auto* y = static_cast<float*>(params[2]);
   if (M == 0) return 0;
-  const SgemmFn sgemm = g_sgemm.load();
+  const SgemmFn sgemm = sglms::OneDnnSgemm();
   if (M <= kRowDotMaxM || sgemm == nullptr) {
     RowDot(x, w, y, M, K, N);
     return 0;

@@ -8,12 +8,17 @@
 // params: [q (T, Hq, D) f32, kv_ref (4,) i64, kv_slots (B, S) i32, seq_lens (B,) i32,
 //          q_starts (B,) i32, q_lens (B,) i32, scale (1,) f32, after (N,) any, out (T, Hq*D) f32]
 // `after` is unused data: it orders this op after the KV writes it depends on.
+//
+// Two paths: a request with at least kGemmMinQ new tokens (prefill, long extends) gathers its
+// keys and values per KV head and runs scores and outputs as oneDNN GEMMs over blocks of its
+// queries (onednn.h); every other query token (decode, short extends) takes a per-head loop.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
+#include "onednn.h"
 #include "sglms_kernel_abi.h"
 
 namespace {
@@ -27,6 +32,44 @@ inline float Dot(const float* a, const float* b, int64_t n) {
 #pragma omp simd reduction(+ : s)
   for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
   return s;
+}
+
+constexpr int64_t kGemmMinQ = 16;  // new tokens from which a request takes the GEMM path
+constexpr int64_t kQueryBlock = 64;  // query rows per score block (bounds the scores buffer)
+
+// Row i of `scores` (keys 0..cols) keeps keys 0..first_visible+i, softmax over them, zeros after.
+void CausalSoftmax(float* scores, int64_t rows, int64_t cols, int64_t first_visible) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* r = scores + i * cols;
+    const int64_t n = first_visible + i + 1;
+    const float mx = *std::max_element(r, r + n);
+    float sum = 0.f;
+    for (int64_t j = 0; j < n; ++j) sum += (r[j] = std::exp(r[j] - mx));
+    const float inv = 1.f / sum;
+    for (int64_t j = 0; j < n; ++j) r[j] *= inv;
+    std::fill(r + n, r + cols, 0.f);
+  }
+}
+
+// One request x one query head: its keys/values gathered (rows of KV head kvh), then per block
+// of queries scores = q k^T * scale (GEMM), causal softmax, out = p v (GEMM).
+int RequestHead(sglms::SgemmFn sgemm, const float* q, const float* K, const float* V, const int32_t* row,
+                float* out, int64_t q_start, int64_t q_len, int64_t seq_len, int64_t h, int64_t kvh, int64_t Hq,
+                int64_t Hkv, int64_t D, float scale, float* keys, float* values, float* scores) {
+  for (int64_t j = 0; j < seq_len; ++j) {
+    std::memcpy(keys + j * D, K + (row[j] * Hkv + kvh) * D, D * sizeof(float));
+    std::memcpy(values + j * D, V + (row[j] * Hkv + kvh) * D, D * sizeof(float));
+  }
+  const int64_t prefix = seq_len - q_len, ld = Hq * D;
+  for (int64_t r0 = 0; r0 < q_len; r0 += kQueryBlock) {
+    const int64_t rows = std::min(kQueryBlock, q_len - r0), cols = prefix + r0 + rows;
+    const float* qb = q + ((q_start + r0) * Hq + h) * D;
+    float* ob = out + ((q_start + r0) * Hq + h) * D;
+    if (sgemm('N', 'T', rows, cols, D, scale, qb, ld, keys, D, 0.f, scores, cols) != 0) return SGLMS_ERR_BAD_ARGS;
+    CausalSoftmax(scores, rows, cols, prefix + r0);
+    if (sgemm('N', 'N', rows, D, cols, 1.f, scores, cols, values, D, 0.f, ob, ld) != 0) return SGLMS_ERR_BAD_ARGS;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -51,19 +94,42 @@ extern "C" int PagedAttention(int nparam, void** params, int* ndims, int64_t** s
   if (Hkv <= 0 || Hq % Hkv != 0) return SGLMS_ERR_BAD_ARGS;
   const int64_t group = Hq / Hkv;
 
-  std::vector<Work> work;
+  const sglms::SgemmFn sgemm = sglms::OneDnnSgemm();
+  std::vector<Work> work;  // per-token path
+  std::vector<int64_t> gemm_requests;  // GEMM path
   work.reserve(T);
   for (int64_t b = 0; b < B; ++b) {
     if (seq_lens[b] > S || q_lens[b] > seq_lens[b]) return SGLMS_ERR_BAD_ARGS;
-    for (int64_t i = 0; i < q_lens[b]; ++i) work.push_back({q_starts[b] + i, seq_lens[b] - q_lens[b] + i, b});
-  }
-  for (const Work& w : work) {
-    if (w.token < 0 || w.token >= T) return SGLMS_ERR_BAD_ARGS;
-    for (int64_t j = 0; j <= w.pos; ++j) {
-      const int32_t slot = slots[w.req * S + j];
+    if (q_starts[b] < 0 || q_starts[b] + q_lens[b] > T) return SGLMS_ERR_BAD_ARGS;
+    for (int64_t j = 0; j < seq_lens[b]; ++j) {
+      const int32_t slot = slots[b * S + j];
       if (slot < 0 || slot >= rows) return SGLMS_ERR_BAD_INDEX;
     }
+    if (sgemm != nullptr && q_lens[b] >= kGemmMinQ) {
+      gemm_requests.push_back(b);
+      continue;
+    }
+    for (int64_t i = 0; i < q_lens[b]; ++i) work.push_back({q_starts[b] + i, seq_lens[b] - q_lens[b] + i, b});
   }
+  const int64_t gemm_items = static_cast<int64_t>(gemm_requests.size()) * Hq;
+  int status = 0;
+  if (gemm_items > 0) {
+#pragma omp parallel
+    {
+      std::vector<float> keys(S * D), values(S * D), scores(kQueryBlock * S);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t item = 0; item < gemm_items; ++item) {
+        const int64_t b = gemm_requests[item / Hq], h = item % Hq;
+        const int rc = RequestHead(sgemm, q, K, V, slots + b * S, out, q_starts[b], q_lens[b], seq_lens[b], h,
+                                   h / group, Hq, Hkv, D, scale, keys.data(), values.data(), scores.data());
+        if (rc != 0) {
+#pragma omp atomic write
+          status = rc;
+        }
+      }
+    }
+  }
+  if (status != 0) return status;
 
   const int64_t items = static_cast<int64_t>(work.size()) * Hq;
 #pragma omp parallel
