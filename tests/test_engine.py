@@ -106,13 +106,13 @@ def test_steps_included_chunked_prefill_and_mixed_batches(results, batch_log):
 
 
 def test_one_compiled_graph_served_every_step(results, batch_log, variant):
-    """Prefills, chunks, mixed batches and decodes of every size ran on the graph compiled at the
-    first step (MLA models run PyNative: attention/cpu.py)."""
+    """Prefills, chunks, mixed batches and decodes of every size ran on the one graph compiled
+    (on a warm-up step) when the pool was bound (MLA models run PyNative: attention/cpu.py)."""
     compiled = [json.loads(line)["graphs_compiled"] for line in batch_log.read_text().splitlines()]
     if variant.startswith("deepseek"):
         assert set(compiled) == {None}
         return
-    assert compiled[0] == 0 and set(compiled[1:]) == {1}, compiled
+    assert set(compiled) == {1}, compiled
 
 
 def test_second_round_hits_the_radix_cache(results):

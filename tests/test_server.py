@@ -11,6 +11,7 @@ import requests
 
 pytestmark = pytest.mark.slow
 STARTUP_TIMEOUT_S = 300
+CONTEXT_LENGTH = 256
 
 
 def free_port() -> int:
@@ -25,7 +26,8 @@ def server(tiny_qwen3, tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "server.log"
     cmd = [sys.executable, "-m", "sglang.launch_server", "--model-path", str(tiny_qwen3), "--model-impl", "mindspore",
            "--device", "cpu", "--attention-backend", "torch_native", "--dtype", "float32", "--host", "127.0.0.1",
-           "--port", str(port), "--max-total-tokens", "4096", "--served-model-name", "tiny-qwen3"]
+           "--port", str(port), "--max-total-tokens", "4096", "--served-model-name", "tiny-qwen3",
+           "--context-length", str(CONTEXT_LENGTH)]
     with open(log, "w") as out:
         # cwd outside the repo: `python -m` puts the cwd first on sys.path, and the server must
         # import the installed packages, as a user's would
@@ -78,13 +80,34 @@ def test_streamed_chat_completion_equals_unstreamed(client):
     assert "".join(pieces) == whole
 
 
-def test_malformed_requests_get_4xx_and_server_keeps_serving(server, client):
-    url = f"{server}/v1/chat/completions"
-    bad_json = requests.post(url, data="{not json", headers={"Content-Type": "application/json"}, timeout=30)
-    assert 400 <= bad_json.status_code < 500, bad_json.text
-    bad_shape = requests.post(url, json={"model": "tiny-qwen3", "messages": "not a list"}, timeout=30)
-    assert 400 <= bad_shape.status_code < 500, bad_shape.text
-    bad_value = requests.post(url, json={"model": "tiny-qwen3", "messages": CHAT, "max_tokens": -3}, timeout=30)
-    assert 400 <= bad_value.status_code < 500, bad_value.text
-    r = client.chat.completions.create(model="tiny-qwen3", messages=CHAT, max_tokens=4, temperature=0)
-    assert r.usage.completion_tokens > 0
+LONG_TEXT = " ".join(["word"] * 4 * CONTEXT_LENGTH)  # well over the context length in any tokenizer
+CHAT_OK = {"model": "tiny-qwen3", "messages": CHAT, "max_tokens": 4}
+COMPLETION_OK = {"model": "tiny-qwen3", "prompt": "Hello", "max_tokens": 4}
+BAD_REQUESTS = {  # name -> (endpoint, body: a dict sent as JSON, or raw text)
+    "malformed JSON": ("chat/completions", "{not json"),
+    "messages not a list": ("chat/completions", {**CHAT_OK, "messages": "not a list"}),
+    "max_tokens of the wrong type": ("chat/completions", {**CHAT_OK, "max_tokens": "ten"}),
+    "temperature of the wrong type": ("chat/completions", {**CHAT_OK, "temperature": [1]}),
+    "negative max_tokens": ("chat/completions", {**CHAT_OK, "max_tokens": -3}),
+    "huge max_tokens": ("completions", {**COMPLETION_OK, "max_tokens": 10 ** 9}),
+    "empty prompt": ("completions", {**COMPLETION_OK, "prompt": ""}),
+    "unknown model name": ("chat/completions", {**CHAT_OK, "model": "no-such-model"}),
+    "negative temperature": ("chat/completions", {**CHAT_OK, "temperature": -1}),
+    "top_p above 1": ("chat/completions", {**CHAT_OK, "top_p": 2}),
+    "top_k of 0": ("completions", {**COMPLETION_OK, "top_k": 0}),
+    "prompt over the context length": ("completions", {**COMPLETION_OK, "prompt": LONG_TEXT}),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_REQUESTS))
+def test_bad_request_gets_4xx_with_a_message_and_server_keeps_serving(server, client, name):
+    endpoint, body = BAD_REQUESTS[name]
+    url = f"{server}/v1/{endpoint}"
+    if isinstance(body, str):
+        r = requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=60)
+    else:
+        r = requests.post(url, json=body, timeout=60)
+    assert 400 <= r.status_code < 500, f"{name}: HTTP {r.status_code} {r.text[:300]}"
+    assert len(r.text) > 10, f"{name}: no message in the answer"
+    ok = client.chat.completions.create(model="tiny-qwen3", messages=CHAT, max_tokens=2, temperature=0)
+    assert ok.usage.completion_tokens > 0

@@ -2,8 +2,8 @@
 plan (torch, host) -> the backend's step inputs -> model(explicit inputs) -> logits (torch).
 
 Where the backend allows it (`backend.compiles`) the forward runs as ONE compiled MindSpore
-graph with dynamic shapes: compiled on the first step, reused for every batch size, prompt
-length and mix after that. SGLMS_GRAPH=0 runs the same model in PyNative instead.
+graph with dynamic shapes: compiled when the pool is bound (a one-token warm-up step), reused
+for every batch size, prompt length and mix after that. SGLMS_GRAPH=0 runs the same model in PyNative instead.
 """
 from __future__ import annotations
 
@@ -40,7 +40,9 @@ class _FlatStep(nn.Cell):
 
 
 class CompiledForward:
-    """model(input_ids, positions, logits_index, step) as one graph, dynamic in every size."""
+    """model(input_ids, positions, logits_index, step) as one graph, dynamic in every size.
+    `compiles` / `compile_seconds`: graphs compiled so far and the time of the calls that compiled
+    (the warm-up's: compile plus a one-token forward)."""
 
     def __init__(self, model, backend):
         dyn = ms.Tensor(shape=[None], dtype=ms.int32)
@@ -72,9 +74,19 @@ def bind(model, backend):
     """Binds the model's attention layers to the backend's pool; returns what runs a step's forward:
     the compiled graph where the backend allows it (and SGLMS_GRAPH is not 0), else the model."""
     model.bind(backend)
-    if backend.compiles and graph_mode_requested():
-        return CompiledForward(model, backend)
-    return model
+    if not (backend.compiles and graph_mode_requested()):
+        return model
+    run = CompiledForward(model, backend)
+    warm_up(run, backend)
+    return run
+
+
+def warm_up(run, backend) -> None:
+    """Compiles the graph on a one-token step that writes only the pool's padding slot 0 (reserved
+    in SGLang's pools and the standalone one), so the first request does not wait for the compile."""
+    one = torch.zeros(1, dtype=torch.int64)
+    plan = StepPlan.build(one + 1, one + 1, one[None], one, one, backend.pool.page_size)
+    forward(run, backend, plan, one)
 
 
 def step_inputs(backend, plan: StepPlan) -> dict:
