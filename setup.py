@@ -42,7 +42,10 @@ INSTALL_REQUIRES = [
 from mindspore_models.provenance import NPU_REQUIREMENTS_FILE, parse_npu_set  # noqa: E402
 
 NPU_SET = parse_npu_set((ROOT / NPU_REQUIREMENTS_FILE).read_text())
-EXTRAS = {"npu": NPU_SET["requirements"]}
+# SGLang's load client (`python -m sglang.bench_serving`) imports `datasets`; its releases from 4.0
+# on pull numpy >= 2 (through pandas 3 / pyarrow 19), which MindSpore 2.10 cannot run with.
+BENCH_REQUIRES = ["datasets>=3,<4", "pyarrow<19", "pandas<3"]
+EXTRAS = {"npu": NPU_SET["requirements"], "bench": BENCH_REQUIRES}
 
 
 def patched_tree(ws: Workspace) -> dict:
