@@ -1,58 +1,18 @@
 """`python -m sglang.launch_server --model-impl mindspore --device cpu` through the openai client."""
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-
 import pytest
 import requests
+from serving import running_server
 
 pytestmark = pytest.mark.slow
-STARTUP_TIMEOUT_S = 300
 CONTEXT_LENGTH = 256
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tiny_qwen3, tmp_path_factory):
-    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    cmd = [sys.executable, "-m", "sglang.launch_server", "--model-path", str(tiny_qwen3), "--model-impl", "mindspore",
-           "--device", "cpu", "--attention-backend", "torch_native", "--dtype", "float32", "--host", "127.0.0.1",
-           "--port", str(port), "--max-total-tokens", "4096", "--served-model-name", "tiny-qwen3",
-           "--context-length", str(CONTEXT_LENGTH)]
-    with open(log, "w") as out:
-        # cwd outside the repo: `python -m` puts the cwd first on sys.path, and the server must
-        # import the installed packages, as a user's would
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=log.parent)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + STARTUP_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-            try:
-                if requests.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.time() > deadline:
-                pytest.fail(f"server not healthy after {STARTUP_TIMEOUT_S}s:\n{log.read_text()[-4000:]}")
-            time.sleep(1)
+    with running_server(tiny_qwen3, "mindspore", log, "--max-total-tokens", "4096", "--served-model-name", "tiny-qwen3",
+                        "--context-length", str(CONTEXT_LENGTH)) as (base, _):
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
