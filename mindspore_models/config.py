@@ -133,3 +133,30 @@ def _moe(hf: Any) -> MoEConfig | None:
     sparse = tuple(i for i in range(hf.num_hidden_layers) if i not in dense and (i + 1) % step == 0)
     return MoEConfig(experts, hf.num_experts_per_tok, _checkpoint_size(hf, "moe_intermediate_size"),
                      bool(getattr(hf, "norm_topk_prob", False)), sparse)
+
+
+# Sizes a checkpoint's config.json must state itself: transformers fills a missing one with its
+# class default (e.g. hidden_size 4096), which would surface later as a confusing shape error.
+REQUIRED_FIELDS = ("architectures", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
+                   "intermediate_size")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def check_config_file(model_dir) -> None:
+    """config.json exists, parses, and states every REQUIRED_FIELDS entry."""
+    import json
+    from pathlib import Path
+
+    path = Path(model_dir) / "config.json"
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist") from None
+    except ValueError as e:
+        raise ConfigError(f"{path} is not valid JSON ({e})") from None
+    missing = [k for k in REQUIRED_FIELDS if k not in raw]
+    if missing:
+        raise ConfigError(f"{path} is missing required field(s) {', '.join(missing)}")

@@ -7,7 +7,10 @@ incomplete packed parameters are errors that name them.
 """
 from __future__ import annotations
 
+import json
 import re
+import struct
+from pathlib import Path
 from typing import Iterable
 
 import mindspore as ms
@@ -97,13 +100,35 @@ def _raise_leftovers(unexpected, incomplete, missing, packed) -> None:
     if missing:
         problems.append("missing tensors (never loaded): " + ", ".join(sorted(missing)))
     if problems:
-        raise WeightLoadError("checkpoint does not match the model:\n  " + "\n  ".join(problems))
+        raise WeightLoadError("checkpoint does not match the model: " + "; ".join(problems))  # one line
+
+
+def check_safetensors_files(model_dir) -> None:
+    """Every *.safetensors file in the dir is whole: its header parses and covers the file (a
+    truncated download otherwise fails deep inside the loader without naming the file)."""
+    files = sorted(Path(model_dir).glob("*.safetensors"))
+    if not files:
+        raise WeightLoadError(f"no *.safetensors files in {model_dir}")
+    for f in files:
+        size = f.stat().st_size
+        with open(f, "rb") as fh:
+            head = fh.read(8)
+            n = struct.unpack("<Q", head)[0] if len(head) == 8 else None
+            if n is None or n > size - 8:
+                raise WeightLoadError(f"{f}: not a safetensors file or truncated (size {size} bytes, header length "
+                                      f"{n if n is not None else 'missing'})")
+            try:
+                header = json.loads(fh.read(n))
+            except ValueError as e:
+                raise WeightLoadError(f"{f}: corrupt safetensors header ({e})") from None
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+        if 8 + n + end != size:
+            raise WeightLoadError(f"{f}: truncated or padded: its header describes {8 + n + end} bytes, the file has "
+                                  f"{size}")
 
 
 def iter_safetensors(model_dir) -> Iterable[tuple[str, torch.Tensor]]:
     """(name, tensor) for every tensor of every *.safetensors file in an HF checkpoint dir."""
-    from pathlib import Path
-
     from safetensors import safe_open
 
     files = sorted(Path(model_dir).glob("*.safetensors"))

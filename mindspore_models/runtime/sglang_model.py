@@ -20,8 +20,10 @@ from mindspore import nn
 from mindspore_models import bridge, device, kernels
 from mindspore_models.attention.plan import StepPlan
 from mindspore_models.attention.pool import KVPool
+from mindspore_models.config import check_config_file
 from mindspore_models.registry import model_class
 from mindspore_models.runtime import step as model_step
+from mindspore_models.weights import check_safetensors_files
 
 logger = logging.getLogger(__name__)
 _BATCH_LOG = os.environ.get("SGLMS_BATCH_LOG")  # JSON lines of each step's shape, for tests and debugging
@@ -92,6 +94,9 @@ class SGLangModel(nn.Cell):
         args = get_server_args()
         if quant_config is not None:
             raise ValueError("the MindSpore model impl does not support quantized checkpoints yet")
+        if os.path.isdir(args.model_path):  # a bad checkpoint fails here, with one line naming the file
+            check_config_file(args.model_path)
+            check_safetensors_files(args.model_path)
         device.init(args.device)
         self.model = model_class(config.architectures)(config)
         dtype = serving_dtype(args.dtype, config)

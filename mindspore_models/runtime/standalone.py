@@ -17,7 +17,8 @@ from mindspore_models.attention.plan import StepPlan
 from mindspore_models.attention.pool import KVPool
 from mindspore_models.registry import model_class
 from mindspore_models.runtime import step as model_step
-from mindspore_models.weights import iter_safetensors
+from mindspore_models.config import check_config_file
+from mindspore_models.weights import check_safetensors_files, iter_safetensors
 
 
 @dataclass
@@ -47,6 +48,9 @@ class StandaloneRunner:
         from transformers import AutoConfig
 
         device.current()  # SGLMS_DEVICE (default cpu) unless the caller chose already
+        if hf_config is None:
+            check_config_file(model_dir)
+        check_safetensors_files(model_dir)
         hf = hf_config or AutoConfig.from_pretrained(model_dir)
         self.model = model_class(hf.architectures)(hf)
         self.model.cast(dtype)
