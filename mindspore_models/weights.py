@@ -103,13 +103,17 @@ def _raise_leftovers(unexpected, incomplete, missing, packed) -> None:
         raise WeightLoadError("checkpoint does not match the model: " + "; ".join(problems))  # one line
 
 
-def check_safetensors_files(model_dir) -> None:
-    """Every *.safetensors file in the dir is whole: its header parses and covers the file (a
-    truncated download otherwise fails deep inside the loader without naming the file)."""
+def _safetensors_files(model_dir) -> list[Path]:
     files = sorted(Path(model_dir).glob("*.safetensors"))
     if not files:
         raise WeightLoadError(f"no *.safetensors files in {model_dir}")
-    for f in files:
+    return files
+
+
+def check_safetensors_files(model_dir) -> None:
+    """Every *.safetensors file in the dir is whole: its header parses and covers the file (a
+    truncated download otherwise fails deep inside the loader without naming the file)."""
+    for f in _safetensors_files(model_dir):
         size = f.stat().st_size
         with open(f, "rb") as fh:
             head = fh.read(8)
@@ -131,10 +135,7 @@ def iter_safetensors(model_dir) -> Iterable[tuple[str, torch.Tensor]]:
     """(name, tensor) for every tensor of every *.safetensors file in an HF checkpoint dir."""
     from safetensors import safe_open
 
-    files = sorted(Path(model_dir).glob("*.safetensors"))
-    if not files:
-        raise WeightLoadError(f"no *.safetensors files in {model_dir}")
-    for f in files:
+    for f in _safetensors_files(model_dir):
         with safe_open(str(f), framework="pt") as st:
             for name in st.keys():
                 yield name, st.get_tensor(name)

@@ -42,7 +42,6 @@ def real_ops(head_num: int, kv_head_num: int, scale_value: float):
 
 @dataclass(eq=False)
 class AscendStep:
-    num_tokens: int  # T, known on the host
     slot_mapping: ms.Tensor  # [T] int32
     block_tables: ms.Tensor  # [B, M] int32
     context_lens: ms.Tensor  # [B] int32, keys per request after this step
@@ -51,6 +50,10 @@ class AscendStep:
     no_prefix: bool  # FlashAttention over this step's K/V
     cum_q_lens: list[int]  # TND cumulative lengths (no-prefix prefill: keys == queries)
     plan: StepPlan
+
+    @property
+    def num_tokens(self) -> int:
+        return self.plan.num_tokens  # T, known on the host
 
     @functools.cached_property
     def per_token(self) -> tuple[ms.Tensor, ms.Tensor, ms.Tensor]:
@@ -91,7 +94,7 @@ class AscendBackend:
         mask = None
         if multi and not no_prefix and not self.pool.mla:
             mask = bridge.copy_to_ms(conventions.paged_lookahead_mask(plan.q_lens, plan.seq_lens, self.pool.dtype))
-        return AscendStep(plan.num_tokens, i32(plan.slots), i32(plan.block_tables),
+        return AscendStep(i32(plan.slots), i32(plan.block_tables),
                           i32(plan.seq_lens), i32(plan.q_lens), mask, no_prefix,
                           conventions.cumulative(plan.q_lens.tolist()), plan)
 

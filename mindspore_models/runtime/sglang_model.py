@@ -105,6 +105,7 @@ class SGLangModel(nn.Cell):
         self.hf_config = config
         self.backend = None  # bound to SGLang's KV pool on the first step (the pool is made after loading)
         self.run = None  # the model's forward over that pool: a compiled graph where the backend allows
+        self.last_forward_s = None  # for the step log
         kernels.log_status()
         logger.info("MindSpore model %s on %s", type(self.model).__name__, device.current())
 
@@ -128,8 +129,6 @@ class SGLangModel(nn.Cell):
         if _BATCH_LOG:
             _log_batch(forward_batch.forward_mode, plan.q_lens, plan.seq_lens, self.run, self.last_forward_s)
         return {"input_ids": upstream_inputs["input_ids"], **model_step.step_inputs(self.backend, plan)}
-
-    last_forward_s = None
 
     def construct(self, input_ids, positions, logits_index, step):
         start = time.perf_counter()

@@ -15,9 +15,9 @@ import torch
 from mindspore_models import device
 from mindspore_models.attention.plan import StepPlan
 from mindspore_models.attention.pool import KVPool
+from mindspore_models.config import check_config_file
 from mindspore_models.registry import model_class
 from mindspore_models.runtime import step as model_step
-from mindspore_models.config import check_config_file
 from mindspore_models.weights import check_safetensors_files, iter_safetensors
 
 

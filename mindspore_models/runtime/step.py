@@ -14,6 +14,7 @@ import time
 import mindspore as ms
 import torch
 from mindspore import nn
+from mindspore.graph.api import ms_compile_cache  # the jit executor's record of compiled phases
 
 from mindspore_models import bridge
 from mindspore_models.attention.plan import StepPlan
@@ -53,21 +54,15 @@ class CompiledForward:
         self.compile_seconds = 0.0
 
     def __call__(self, *inputs):
-        before, start = _compiled_graphs(), time.perf_counter()
+        before, start = len(ms_compile_cache), time.perf_counter()
         *head, step = inputs
         out = self.graph(*head, *step)
-        new = _compiled_graphs() - before
+        new = len(ms_compile_cache) - before
         if new:
             self.compiles += new
             self.compile_seconds += time.perf_counter() - start
             logger.info("compiled the MindSpore forward graph (%d so far, %.1f s)", self.compiles, self.compile_seconds)
         return out
-
-
-def _compiled_graphs() -> int:
-    from mindspore.graph.api import ms_compile_cache  # the jit executor's record of compiled phases
-
-    return len(ms_compile_cache)
 
 
 def bind(model, backend):
