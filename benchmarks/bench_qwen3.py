@@ -82,7 +82,7 @@ class EngineBench:
 
         self.step_log = None
         if impl == "mindspore":  # the scheduler process logs each step and its compiled-graph count
-            self.step_log = Path(tempfile.mkdtemp(prefix="bench-steps-")) / "steps.jsonl"
+            self.step_log = path.parent / "engine-steps.jsonl"  # removed with the checkpoint's folder
             os.environ["SGLMS_BATCH_LOG"] = str(self.step_log)
 
         self.engine = sgl.Engine(model_path=str(path), model_impl=impl, device="cpu", attention_backend="torch_native",
@@ -259,13 +259,13 @@ def main() -> None:
 
     bw, flops = machine_roofline()
     print(f"machine: read {bw / 1e9:.1f} GB/s, fp32 GEMM {flops / 1e9:.0f} GFLOP/s (torch, {os.cpu_count()} cores)")
-    tmp = Path(tempfile.mkdtemp(prefix="bench-qwen3-"))
-    print(f"building a Qwen3-0.6B-shaped checkpoint with {args.layers} layers in {tmp} ...", flush=True)
-    path = make_qwen3(tmp / "ckpt", shape=QWEN3_0_6B, layers=args.layers, init_std=0.02)
-    results = {}
-    for impl in args.impls:
-        print(f"[{impl}] running in its own process ...", flush=True)
-        results[impl] = run_worker(impl, path, args)
+    with tempfile.TemporaryDirectory(prefix="bench-qwen3-") as tmp:  # 28 layers: ~2.9 GB, gone on any exit
+        print(f"building a Qwen3-0.6B-shaped checkpoint with {args.layers} layers in {tmp} ...", flush=True)
+        path = make_qwen3(Path(tmp) / "ckpt", shape=QWEN3_0_6B, layers=args.layers, init_std=0.02)
+        results = {}
+        for impl in args.impls:
+            print(f"[{impl}] running in its own process ...", flush=True)
+            results[impl] = run_worker(impl, path, args)
     print_table(results, args, bw, flops, param_count(args.layers))
 
 

@@ -15,6 +15,21 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 export PATH="$VENV/bin:$PATH"
 PIP="$VENV/bin/python -m pip"
+# A fresh venv (torch 2.14.1 is a CUDA build, plus MindSpore) takes ~8.1 GB; when torch comes from
+# PyPI instead of this machine's disk its wheels sit in TMPDIR while they install. Say so up front
+# rather than failing half-way through with ENOSPC. Pip's cache would hold a second copy: skip it.
+export PIP_NO_CACHE_DIR="${PIP_NO_CACHE_DIR:-1}"
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+  NEED_GB="${SGLMS_MIN_FREE_GB:-9}"
+  for dir in "$VENV" "${TMPDIR:-/tmp}"; do
+    free_kb="$(df -Pk "$dir" | awk 'NR==2 {print $4}')"
+    if [ "$free_kb" -lt $((NEED_GB * 1024 * 1024)) ]; then
+      echo "error: $dir has $((free_kb / 1024 / 1024)) GB free; installing torch + MindSpore into a new" \
+           "venv needs about ${NEED_GB} GB (set SGLMS_MIN_FREE_GB to override)" >&2
+      exit 1
+    fi
+  done
+fi
 
 step "installing torch (MindSpore and the patched SGLang run beside it)"
 case "$(uname -m)" in
