@@ -1,11 +1,12 @@
-"""The MatMulNT kernel's two paths side by side, per row count, on this CPU (no MindSpore launch cost).
+"""The MatMulNT kernel's paths side by side, per row count, on this CPU (no MindSpore launch cost).
 
     python benchmarks/probe_gemm.py [--lib build/.../libsglms_cpu_kernels.so] [--repeats 20]
 
-For each (M, K, N) of a Qwen3-0.6B layer and its LM head, the row-dot path and the oneDNN path
-are timed on the same data (best of --repeats, cache-cold weights: each repeat reads a fresh
-copy) and printed with GB/s (weights read) and GFLOP/s. The kernel's row-dot threshold
-(kRowDotMaxM in kernels/cpu/matmul_nt.cc) is the largest M where row-dot wins here.
+For each (M, K, N) of a Qwen3-0.6B layer and its LM head, the row-dot loop, oneDNN's sgemm and
+the AVX-512 register tiles (where the CPU has them) are timed on the same data (best of
+--repeats, cache-cold weights: the copies outsize the L3, each repeat reads the next) and printed
+with GB/s (weights read) and GFLOP/s. The kernel's thresholds (kTileMaxM, kRowDotMaxM in
+kernels/cpu/matmul_nt.cc) come from where each path wins here.
 Run it alone on the machine: the OpenMP kernels slow down several-fold when the cores are shared.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 import numpy as np
 
 SHAPES = [(1024, 3072), (1024, 4096), (3072, 1024), (1024, 151936)]  # (K, N): qkv, gate_up, down, LM head
-ROWS = [1, 2, 4, 8, 16, 32, 128]
+ROWS = [1, 2, 4, 8, 16, 32, 64, 128]
 
 
 def main() -> None:
@@ -34,16 +35,25 @@ def main() -> None:
     dnnl = os.path.join(os.path.dirname(ms.__file__), "lib", "libdnnl.so.3")
     if lib.SglmsUseOneDnn(dnnl.encode()) != 0:
         raise SystemExit(f"cannot open oneDNN at {dnnl}")
-    default = lib.SglmsRowDotMaxM()
-    print(f"kernel default row-dot max M = {default}; OMP threads = {os.environ.get('OMP_NUM_THREADS', 'all')}")
-    print(f"{'K':>5} {'N':>7} {'M':>4} | {'row-dot ms':>10} {'GB/s':>6} {'GFLOP/s':>8} | {'oneDNN ms':>9} {'GB/s':>6} {'GFLOP/s':>8} | faster")
+    default = lib.SglmsRowDotMaxM(), lib.SglmsTileMaxM()
+    paths = {"row-dot": (1 << 30, 0), "oneDNN": (0, 0)}  # path: (row-dot max M, tiles max M)
+    if default[1] > 0:
+        paths["tiles"] = (0, 1 << 30)
+    else:
+        print("this CPU has no AVX-512: the register-tile path is not measured")
+    print(f"kernel defaults: row-dot max M = {default[0]}, tiles max M = {default[1]}; "
+          f"OMP threads = {os.environ.get('OMP_NUM_THREADS', 'all')}")
+    print(f"{'K':>5} {'N':>7} {'M':>4} | " + " | ".join(f"{p + ' ms':>11} {'GB/s':>6} {'GFLOP/s':>8}" for p in paths)
+          + " | fastest")
     for k, n in SHAPES:
-        copies = [np.random.rand(n, k).astype(np.float32) for _ in range(2 if n * k > 50_000_000 else 4)]
+        # more copies than the L3 (300 MB here) holds, so each repeat streams its weights from memory
+        copies = [np.random.rand(n, k).astype(np.float32) for _ in range(max(2, -(-400_000_000 // (n * k * 4))))]
         for m in ROWS:
             x = np.random.rand(m, k).astype(np.float32)
             times = {}
-            for path, max_m in (("row-dot", 1 << 30), ("oneDNN", 0)):
-                lib.SglmsSetRowDotMaxM(ctypes.c_int64(max_m))
+            for path, (row_dot_m, tiles_m) in paths.items():
+                lib.SglmsSetRowDotMaxM(ctypes.c_int64(row_dot_m))
+                lib.SglmsSetTileMaxM(ctypes.c_int64(tiles_m))
                 best = float("inf")
                 for r in range(args.repeats):
                     w = copies[r % len(copies)]
@@ -52,11 +62,12 @@ def main() -> None:
                 np.testing.assert_allclose(y, x @ w.T, rtol=1e-3, atol=1e-2)
                 times[path] = best
             row = [f"{k:>5} {n:>7} {m:>4}"]
-            for path in ("row-dot", "oneDNN"):
+            for path in paths:
                 t = times[path]
-                row.append(f"{t * 1e3:>10.2f} {n * k * 4 / t / 1e9:>6.1f} {2 * m * n * k / t / 1e9:>8.1f}")
+                row.append(f"{t * 1e3:>11.2f} {n * k * 4 / t / 1e9:>6.1f} {2 * m * n * k / t / 1e9:>8.1f}")
             print(" | ".join(row) + f" | {min(times, key=times.get)}")
-    lib.SglmsSetRowDotMaxM(ctypes.c_int64(default))
+    lib.SglmsSetRowDotMaxM(ctypes.c_int64(default[0]))
+    lib.SglmsSetTileMaxM(ctypes.c_int64(default[1]))
 
 
 def _call(lib, x, w, y) -> float:

@@ -45,7 +45,9 @@ def status() -> dict[str, str]:
     names = _kernel_list(path)
     found = {k: f"custom: {path}" if k in names else f"fallback: not in {path}" for k in KERNELS}
     if "MatMulNT" in names:
-        found["MatMulNT"] += f" (large M: {_use_onednn(path)})"
+        tiles = ctypes.CDLL(str(path)).SglmsTileMaxM()
+        small = f"M <= {tiles}: AVX-512 register tiles; " if tiles > 0 else "no AVX-512 tiles on this CPU; "
+        found["MatMulNT"] += f" ({small}larger M: {_use_onednn(path)})"
     return found
 
 
@@ -93,7 +95,7 @@ class KVBuffer:
         return cls(t, bridge.to_ms(t), ms.Tensor([t.data_ptr(), t.shape[0]], ms.int64))
 
 
-KERNELS = ("KvCacheWrite", "PagedAttention", "RmsNorm", "RopeNeox", "MatMulNT", "SiluMul", "MoeSwiGLU")
+KERNELS = ("KvCacheWrite", "PagedAttention", "RmsNorm", "RopeNeox", "RmsNormRope", "MatMulNT", "SiluMul", "MoeSwiGLU")
 
 
 def _same_as_first(first, *_):
@@ -172,6 +174,14 @@ def rope_neox(x: ms.Tensor, positions: ms.Tensor, cos: ms.Tensor, sin: ms.Tensor
         c, s = c.astype(x.dtype), s.astype(x.dtype)
     x1, x2 = mint.chunk(x, 2, -1)
     return mint.cat((x1 * c - x2 * s, x2 * c + x1 * s), -1)
+
+
+def rms_norm_rope(x: ms.Tensor, weight: ms.Tensor, eps: float, positions: ms.Tensor, cos: ms.Tensor,
+                  sin: ms.Tensor) -> ms.Tensor:
+    """rope_neox(rms_norm(x)) per head of x [T, H, D]: Qwen3's q/k norm and rotation, one op on CPU."""
+    if active("RmsNormRope"):
+        return op("RmsNormRope")(x, weight, _scalar(eps), positions, cos, sin)
+    return rope_neox(rms_norm(x, weight, eps), positions, cos, sin)
 
 
 def silu_mul(x: ms.Tensor) -> ms.Tensor:

@@ -166,6 +166,25 @@ def test_rope_neox(kernel_mode, t, h, d):
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("t,h,d", [(1, 1, 2), (7, 3, 10), (5, 8, 128)])
+def test_rms_norm_rope(kernel_mode, t, h, d):
+    """The fused per-head norm + rope against numpy: norm over each head's D, then the NeoX rotation."""
+    from mindspore_models.layers.rope import inv_frequencies
+
+    rng = np.random.default_rng(6)
+    x = (3 * rng.standard_normal((t, h, d))).astype(np.float32)
+    w = rng.standard_normal(d).astype(np.float32)
+    pos = rng.integers(0, 40, t).astype(np.int32)
+    freqs = np.outer(np.arange(40, dtype=np.float32), inv_frequencies(d, 10000.0, None))
+    cos, sin = np.cos(freqs).astype(np.float32), np.sin(freqs).astype(np.float32)
+    got = kernels.rms_norm_rope(ms.Tensor(x), ms.Tensor(w), 1e-6, ms.Tensor(pos), ms.Tensor(cos), ms.Tensor(sin))
+    n = x / np.sqrt((x.astype(np.float64) ** 2).mean(-1, keepdims=True) + 1e-6) * w
+    c, s = cos[pos][:, None], sin[pos][:, None]
+    n1, n2 = n[..., : d // 2], n[..., d // 2:]
+    ref = np.concatenate([n1 * c - n2 * s, n2 * c + n1 * s], -1)
+    np.testing.assert_allclose(got.asnumpy(), ref, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("m,k,n", [(1, 5, 3), (3, 64, 2050), (16, 33, 300), (17, 8, 9)])
 def test_matmul_nt(kernel_mode, m, k, n):
     rng = np.random.default_rng(4)
@@ -194,21 +213,37 @@ def test_moe_swiglu(kernel_mode, t, h, e, i, k):
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
 
 
+# GEMM path -> (row-dot max M, tiles max M): the kernel tries tiles, then row-dot, then oneDNN.
+GEMM_PATHS = {"tiles": (0, 1 << 20), "oneDNN": (0, 0), "row-dot": (1 << 20, 0)}
+
+
 @pytest.fixture
-def row_dot_max_m():
-    """Sets the GEMM kernel's row-dot threshold (the library MindSpore loaded: same handle)."""
+def gemm_path():
+    """Forces one of the GEMM kernel's paths (the library MindSpore loaded: same handle)."""
     lib = ctypes.CDLL(str(kernels.library_path()))
-    default = lib.SglmsRowDotMaxM()
-    yield lambda m: lib.SglmsSetRowDotMaxM(ctypes.c_int64(m))
-    lib.SglmsSetRowDotMaxM(ctypes.c_int64(default))
+    default = lib.SglmsRowDotMaxM(), lib.SglmsTileMaxM()
+
+    def force(path: str) -> None:
+        if path == "tiles" and default[1] == 0:
+            pytest.skip("this CPU has no AVX-512: the kernel never takes the register-tile path here")
+        row_dot, tiles = GEMM_PATHS[path]
+        lib.SglmsSetRowDotMaxM(ctypes.c_int64(row_dot))
+        lib.SglmsSetTileMaxM(ctypes.c_int64(tiles))
+
+    yield force
+    lib.SglmsSetRowDotMaxM(ctypes.c_int64(default[0]))
+    lib.SglmsSetTileMaxM(ctypes.c_int64(default[1]))
 
 
-@pytest.mark.parametrize("path_max_m", [0, 1 << 20], ids=["oneDNN", "row-dot"])
-@pytest.mark.parametrize("m,k,n", [(1, 5, 3), (3, 64, 2050), (16, 33, 300), (17, 8, 9), (40, 96, 33)])
-def test_matmul_nt_both_paths(need_custom, row_dot_max_m, path_max_m, m, k, n):
-    """Both of the GEMM kernel's paths against float64, whichever the default threshold picks."""
+@pytest.mark.parametrize("path", list(GEMM_PATHS))
+# shapes cover the tiles' edges: x rows not a multiple of 4, W rows not of 6, masked K tails, K
+# over one 1024-column chunk (partial sums accumulated), one thread's band shorter than a tile
+@pytest.mark.parametrize("m,k,n", [(1, 5, 3), (3, 64, 2050), (16, 33, 300), (17, 8, 9), (40, 96, 33),
+                                   (5, 1100, 13), (16, 2100, 50), (9, 16, 7), (2, 3072, 1)])
+def test_matmul_nt_every_path(need_custom, gemm_path, path, m, k, n):
+    """Each of the GEMM kernel's paths against float64, whichever the default thresholds pick."""
     assert "oneDNN" in kernels.status()["MatMulNT"], kernels.status()["MatMulNT"]
-    row_dot_max_m(path_max_m)
+    gemm_path(path)
     rng = np.random.default_rng(m * 1000 + n)
     x = rng.standard_normal((m, k)).astype(np.float32)
     w = rng.standard_normal((n, k)).astype(np.float32)

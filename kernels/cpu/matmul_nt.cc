@@ -11,6 +11,7 @@
 
 #include <omp.h>
 
+#include "gemm_tiles.h"
 #include "onednn.h"
 #include "sglms_kernel_abi.h"
 
@@ -26,6 +27,8 @@ namespace {
 // Largest M for the row-dot path. 0: on this machine kind oneDNN won at every M, 1 included
 // (benchmarks/probe_gemm.py, README Numbers); the row-dot path remains for when oneDNN is absent.
 int64_t kRowDotMaxM = 0;
+// Largest M for the AVX-512 register tiles (gemm_tiles.h), where the CPU has them.
+int64_t kTileMaxM = 16;
 
 using sglms::SgemmFn;
 
@@ -66,9 +69,23 @@ int OneDnn(SgemmFn sgemm, const float* x, const float* w, float* y, int64_t M, i
   return status.load() == 0 ? 0 : SGLMS_ERR_BAD_ARGS;
 }
 
+void Tiles(const float* x, const float* w, float* y, int64_t M, int64_t K, int64_t N) {
+#pragma omp parallel
+  {
+    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t band = ((N + threads - 1) / threads + 5) / 6 * 6;  // whole 6-row W tiles
+    const int64_t n0 = std::min(N, t * band), n1 = std::min(N, n0 + band);
+    if (n1 > n0) sglms::TileGemmNT(x, w, y, M, K, N, n0, n1);
+  }
+}
+
 }  // namespace
 
 extern "C" {
+
+// For probes only: the row count up to which the AVX-512 tiles run (when the CPU has them).
+void SglmsSetTileMaxM(int64_t m) { kTileMaxM = m; }
+int64_t SglmsTileMaxM() { return sglms::TileGemmAvailable() ? kTileMaxM : 0; }
 
 // For probes only (benchmarks/probe_gemm.py): the row count up to which the row-dot path runs.
 void SglmsSetRowDotMaxM(int64_t m) { kRowDotMaxM = m; }
@@ -85,6 +102,10 @@ int MatMulNT(int nparam, void** params, int* ndims, int64_t** shapes, const char
   const auto* w = static_cast<const float*>(params[1]);
   auto* y = static_cast<float*>(params[2]);
   if (M == 0) return 0;
+  if (M <= kTileMaxM && sglms::TileGemmAvailable()) {
+    Tiles(x, w, y, M, K, N);
+    return 0;
+  }
   const SgemmFn sgemm = sglms::OneDnnSgemm();
   if (M <= kRowDotMaxM || sgemm == nullptr) {
     RowDot(x, w, y, M, K, N);

@@ -1,9 +1,9 @@
 // RMSNorm over the last dim: out = x * rsqrt(mean(x^2) + eps) * w.
 // params: [x (..., D) f32, w (D,) f32, eps (1,) f32, out (..., D) f32]
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 
+#include "row_ops.h"
 #include "sglms_kernel_abi.h"
 
 extern "C" int RmsNorm(int nparam, void** params, int* ndims, int64_t** shapes, const char** dtypes,
@@ -19,15 +19,6 @@ extern "C" int RmsNorm(int nparam, void** params, int* ndims, int64_t** shapes, 
   const float eps = *static_cast<const float*>(params[2]);
   auto* out = static_cast<float*>(params[3]);
 #pragma omp parallel for if (rows * D > (1 << 16))
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * D;
-    float ss = 0.f;
-#pragma omp simd reduction(+ : ss)
-    for (int64_t i = 0; i < D; ++i) ss += xr[i] * xr[i];
-    const float inv = 1.f / std::sqrt(ss / static_cast<float>(D) + eps);
-    float* o = out + r * D;
-#pragma omp simd
-    for (int64_t i = 0; i < D; ++i) o[i] = xr[i] * inv * w[i];
-  }
+  for (int64_t r = 0; r < rows; ++r) sglms::RmsNormRow(x + r * D, w, eps, D, out + r * D);
   return 0;
 }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "row_ops.h"
 #include "sglms_kernel_abi.h"
 
 extern "C" int RopeNeox(int nparam, void** params, int* ndims, int64_t** shapes, const char** dtypes,
@@ -23,15 +24,7 @@ extern "C" int RopeNeox(int nparam, void** params, int* ndims, int64_t** shapes,
   for (int64_t t = 0; t < T; ++t) {
     const float* c = cos + pos[t] * half;
     const float* s = sin + pos[t] * half;
-    for (int64_t h = 0; h < H; ++h) {
-      const float* a = x + (t * H + h) * D;
-      float* o = out + (t * H + h) * D;
-#pragma omp simd
-      for (int64_t i = 0; i < half; ++i) {
-        o[i] = a[i] * c[i] - a[i + half] * s[i];
-        o[i + half] = a[i + half] * c[i] + a[i] * s[i];
-      }
-    }
+    for (int64_t h = 0; h < H; ++h) sglms::RopeRow(x + (t * H + h) * D, c, s, half, out + (t * H + h) * D);
   }
   return 0;
 }

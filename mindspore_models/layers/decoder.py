@@ -40,9 +40,11 @@ class SelfAttention(nn.Cell):
         q = q.reshape(-1, self.hq, self.d)  # [T, Hq, D]
         k = k.reshape(-1, self.hkv, self.d)
         v = v.reshape(-1, self.hkv, self.d)
-        if self.q_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = self.rotary(positions, q, k)
+        if self.q_norm is not None:  # per-head norm then rope, fused
+            q = self.rotary.normed(positions, q, self.q_norm.weight, self.q_norm.eps)
+            k = self.rotary.normed(positions, k, self.k_norm.weight, self.k_norm.eps)
+        else:
+            q, k = self.rotary(positions, q, k)
         return self.o_proj(self.attn(q, k, v, step))
 
 

@@ -78,6 +78,10 @@ class RotaryEmbedding(nn.Cell):
         """q: [T, Hq, D], k: [T, Hk, D] -> rotated, same shapes."""
         return kernels.rope_neox(q, positions, self.cos, self.sin), kernels.rope_neox(k, positions, self.cos, self.sin)
 
+    def normed(self, positions, x, weight, eps: float):
+        """x [T, H, D] RMS-normalised per head by `weight` [D], then rotated: one op on CPU (Qwen3's q/k norm)."""
+        return kernels.rms_norm_rope(x, weight, eps, positions, self.cos, self.sin)
+
 
 @functools.cache
 def _tables(head_dim: int, max_position: int, theta: float, scaling: tuple):
