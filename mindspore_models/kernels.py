@@ -47,28 +47,16 @@ def status() -> dict[str, str]:
     if "MatMulNT" in names:
         tiles = ctypes.CDLL(str(path)).SglmsTileMaxM()
         small = f"M <= {tiles}: AVX-512 register tiles; " if tiles > 0 else "no AVX-512 tiles on this CPU; "
-        found["MatMulNT"] += f" ({small}larger M: {_open_sgemm(path)})"
+        found["MatMulNT"] += f" ({small}larger M: {_use_onednn(path)})"
     return found
 
 
-def _open_sgemm(path: Path) -> str:
-    """Opens the large-M GEMM library of the kernels: MKL's sgemm from torch's libtorch_cpu.so where
-    that build exports it, and oneDNN's from the MindSpore wheel; SGLMS_SGEMM=onednn forces oneDNN."""
-    lib = ctypes.CDLL(str(path))
+def _use_onednn(path: Path) -> str:
+    """Points the GEMM kernel at the oneDNN inside the MindSpore wheel (its large-M path)."""
     dnnl = Path(ms.__file__).parent / "lib" / "libdnnl.so.3"
-    torch_cpu = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
-    choice = os.environ.get("SGLMS_SGEMM", "auto").lower()
-    if choice not in ("auto", "mkl", "onednn"):
-        raise ValueError(f"SGLMS_SGEMM={choice!r}: expected auto, mkl or onednn")
-    opened = {"oneDNN": lib.SglmsUseOneDnn(str(dnnl).encode()) == 0, "MKL": lib.SglmsUseMkl(str(torch_cpu).encode()) == 0}
-    lib.SglmsPreferMkl(0 if choice == "onednn" else 1)
-    if choice == "mkl" and not opened["MKL"]:
-        raise RuntimeError(f"SGLMS_SGEMM=mkl but {torch_cpu} exports no MKL sgemm_")
-    lib.SglmsSgemmName.restype = ctypes.c_char_p
-    name = lib.SglmsSgemmName().decode()
-    if name:
-        return f"{name} sgemm ({torch_cpu if name == 'MKL' else dnnl})"
-    msg = f"no sgemm: oneDNN not usable at {dnnl}, no MKL in {torch_cpu}; every row count runs the kernels' own loops"
+    if ctypes.CDLL(str(path)).SglmsUseOneDnn(str(dnnl).encode()) == 0:
+        return f"oneDNN {dnnl}"
+    msg = f"oneDNN not usable at {dnnl}; every row count runs the row-dot path"
     if os.environ.get("SGLMS_REQUIRE_KERNELS") == "1":
         raise RuntimeError(msg)
     logger.warning(msg)

@@ -1,6 +1,5 @@
 """The custom KV-write kernel against the pure-MindSpore fallback, writing into a torch pool."""
 import ctypes
-from types import SimpleNamespace
 
 import mindspore as ms
 import numpy as np
@@ -25,31 +24,6 @@ def need_custom():
         if kernels_required():
             pytest.fail(f"SGLMS_REQUIRE_KERNELS=1 but KvCacheWrite is {kernels.status()['KvCacheWrite']}")
         pytest.skip(f"custom kernel not built: {kernels.status()['KvCacheWrite']}")
-
-
-@pytest.fixture
-def sgemm_choice():
-    """The sgemm libraries the kernels opened (sgemm.h: MKL, oneDNN) and a way to pick one; the
-    default comes back after the test."""
-    lib = ctypes.CDLL(str(kernels.library_path())) if custom_available() else None
-    if lib is None:
-        yield SimpleNamespace(names=[], select=lambda name: None)
-        return
-    lib.SglmsSgemmName.restype = ctypes.c_char_p
-    kernels.status()  # opens them
-    default = lib.SglmsSgemmName().decode()
-
-    def select(name: str | None) -> None:
-        lib.SglmsPreferMkl(0 if name == "oneDNN" else 1)
-        assert name is None or lib.SglmsSgemmName().decode() == name, (name, kernels.status()["MatMulNT"])
-
-    names = []
-    for name in ("MKL", "oneDNN"):
-        lib.SglmsPreferMkl(0 if name == "oneDNN" else 1)
-        if lib.SglmsSgemmName().decode() == name:
-            names.append(name)
-    yield SimpleNamespace(names=names, select=select)
-    lib.SglmsPreferMkl(0 if default == "oneDNN" else 1)
 
 
 def test_slot_runs():
@@ -128,7 +102,7 @@ def reference_attention(q, k_pool, v_pool, table, seq_lens, q_lens, scale):
     # exactly at the threshold, next to a decode token and a short chunk (per-token path)
     (4, 2, 8, [70, 26, 9, 20], [70, 16, 1, 15]),
 ])
-def test_paged_attention_matches_numpy(kernel_mode, sgemm_choice, hq, hkv, d, seq_lens, q_lens):
+def test_paged_attention_matches_numpy(kernel_mode, hq, hkv, d, seq_lens, q_lens):
     from mindspore_models.attention.cpu import CpuBackend
     from mindspore_models.attention.plan import StepPlan
     from mindspore_models.attention.pool import KVPool
@@ -158,12 +132,9 @@ def test_paged_attention_matches_numpy(kernel_mode, sgemm_choice, hq, hkv, d, se
     step = backend.prepare(plan)
     layer = Attention(hq, hkv, d, layer_id=0)
     layer.bind(backend)
+    got = layer(ms.Tensor(q), ms.Tensor(new_k), ms.Tensor(new_v), step).asnumpy()
     ref = reference_attention(q, expected_k, expected_v, table, seq_lens, q_lens, d ** -0.5)
-    # the kernel's GEMM path once per sgemm library open here (writing the same rows again is a no-op)
-    for sgemm in (sgemm_choice.names or [None]) if kernel_mode.startswith("custom-kernels") else [None]:
-        sgemm_choice.select(sgemm)
-        got = layer(ms.Tensor(q), ms.Tensor(new_k), ms.Tensor(new_v), step).asnumpy()
-        np.testing.assert_allclose(got, ref, atol=1e-5, rtol=1e-5, err_msg=f"sgemm {sgemm}")
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=1e-5)
     # the kernel path's step is plain tensors (it compiles); the O(B*Lq*S) mask exists only for the gathered path
     assert isinstance(step, tuple) if kernel_mode.startswith("custom-kernels") else "mask" in step.__dict__
     np.testing.assert_array_equal(k_pool.numpy(), expected_k)  # the new rows landed in the pool
@@ -242,23 +213,20 @@ def test_moe_swiglu(kernel_mode, t, h, e, i, k):
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
 
 
-# GEMM path -> (row-dot max M, tiles max M, sgemm): the kernel tries tiles, then row-dot, then the sgemm.
-GEMM_PATHS = {"tiles": (0, 1 << 20, None), "MKL": (0, 0, "MKL"), "oneDNN": (0, 0, "oneDNN"), "row-dot": (1 << 20, 0, None)}
+# GEMM path -> (row-dot max M, tiles max M): the kernel tries tiles, then row-dot, then oneDNN.
+GEMM_PATHS = {"tiles": (0, 1 << 20), "oneDNN": (0, 0), "row-dot": (1 << 20, 0)}
 
 
 @pytest.fixture
-def gemm_path(sgemm_choice):
+def gemm_path():
     """Forces one of the GEMM kernel's paths (the library MindSpore loaded: same handle)."""
     lib = ctypes.CDLL(str(kernels.library_path()))
     default = lib.SglmsRowDotMaxM(), lib.SglmsTileMaxM()
 
     def force(path: str) -> None:
-        row_dot, tiles, sgemm = GEMM_PATHS[path]
         if path == "tiles" and default[1] == 0:
             pytest.skip("this CPU has no AVX-512: the kernel never takes the register-tile path here")
-        if sgemm is not None and sgemm not in sgemm_choice.names:
-            pytest.skip(f"no {sgemm} here: {kernels.status()['MatMulNT']}")
-        sgemm_choice.select(sgemm)
+        row_dot, tiles = GEMM_PATHS[path]
         lib.SglmsSetRowDotMaxM(ctypes.c_int64(row_dot))
         lib.SglmsSetTileMaxM(ctypes.c_int64(tiles))
 
@@ -274,6 +242,7 @@ def gemm_path(sgemm_choice):
                                    (5, 1100, 13), (16, 2100, 50), (9, 16, 7), (2, 3072, 1)])
 def test_matmul_nt_every_path(need_custom, gemm_path, path, m, k, n):
     """Each of the GEMM kernel's paths against float64, whichever the default thresholds pick."""
+    assert "oneDNN" in kernels.status()["MatMulNT"], kernels.status()["MatMulNT"]
     gemm_path(path)
     rng = np.random.default_rng(m * 1000 + n)
     x = rng.standard_normal((m, k)).astype(np.float32)

@@ -1,7 +1,7 @@
 // Small-M GEMM on (out, in) weights without packing: y[m, n] = x[m, :] . W[n, :], computed in
 // register tiles of kTileM x rows by kTileN W rows. Each W tile is read from memory once and reused
 // from L1 for every tile of x rows, so a decode batch costs one pass over the weights plus
-// close-to-peak FMAs. A general sgemm packs W on every call, which dominates at these M.
+// close-to-peak FMAs. oneDNN's sgemm packs W on every call, which dominates at these M.
 #pragma once
 #include <cstdint>
 

@@ -1,11 +1,9 @@
 // y = x @ W^T: x (M, K), W (N, K) row-major, HF's (out, in) layout, which every Linear and the LM
 // head store. One op for every row count; the path is chosen here, from M:
-// - M <= kTileMaxM (decode batches), where the CPU has AVX-512: register tiles (gemm_tiles.h),
-//   one pass over the weights without packing them;
-// - larger M: a maintained sgemm (sgemm.h: MKL from torch, else oneDNN from MindSpore), N split
-//   over this op's OpenMP team, so all of a GEMM's threads are one team, the same one as every
-//   other kernel;
-// - M <= kRowDotMaxM, or no sgemm could be opened: a row-dot loop (portable; slowest here).
+// - M <= kRowDotMaxM (decode): each output is one contiguous dot product over a W row, so the
+//   weights stream once at close to the machine's read bandwidth;
+// - larger M: oneDNN's sgemm (onednn.h), N split over this op's OpenMP team, so all of a
+//   GEMM's threads are one team, the same one as every other kernel.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -14,7 +12,7 @@
 #include <omp.h>
 
 #include "gemm_tiles.h"
-#include "sgemm.h"
+#include "onednn.h"
 #include "sglms_kernel_abi.h"
 
 // x86-64: one AVX2/FMA clone picked at load time; other architectures get the portable build.
@@ -26,8 +24,8 @@
 
 namespace {
 
-// Largest M for the row-dot path. 0: on this machine kind the sgemms won at every M, 1 included
-// (benchmarks/probe_gemm.py, README Numbers); the row-dot path remains for when none is open.
+// Largest M for the row-dot path. 0: on this machine kind oneDNN won at every M, 1 included
+// (benchmarks/probe_gemm.py, README Numbers); the row-dot path remains for when oneDNN is absent.
 int64_t kRowDotMaxM = 0;
 // Largest M for the AVX-512 register tiles (gemm_tiles.h), where the CPU has them.
 int64_t kTileMaxM = 16;
@@ -56,7 +54,7 @@ void RowDot(const float* x, const float* w, float* y, int64_t M, int64_t K, int6
 }
 
 // Each thread computes a contiguous band of output columns (a band of W rows) with one sgemm.
-int SgemmBands(SgemmFn sgemm, const float* x, const float* w, float* y, int64_t M, int64_t K, int64_t N) {
+int OneDnn(SgemmFn sgemm, const float* x, const float* w, float* y, int64_t M, int64_t K, int64_t N) {
   std::atomic<int> status{0};
 #pragma omp parallel
   {
@@ -108,12 +106,12 @@ int MatMulNT(int nparam, void** params, int* ndims, int64_t** shapes, const char
     Tiles(x, w, y, M, K, N);
     return 0;
   }
-  const SgemmFn sgemm = sglms::Sgemm();
+  const SgemmFn sgemm = sglms::OneDnnSgemm();
   if (M <= kRowDotMaxM || sgemm == nullptr) {
     RowDot(x, w, y, M, K, N);
     return 0;
   }
-  return SgemmBands(sgemm, x, w, y, M, K, N);
+  return OneDnn(sgemm, x, w, y, M, K, N);
 }
 
 }  // extern "C"

@@ -10,15 +10,15 @@
 // `after` is unused data: it orders this op after the KV writes it depends on.
 //
 // Two paths: a request with at least kGemmMinQ new tokens (prefill, long extends) gathers its
-// keys and values per KV head and runs scores and outputs as sgemm calls over blocks of its
-// queries (sgemm.h); every other query token (decode, short extends) takes a per-head loop.
+// keys and values per KV head and runs scores and outputs as oneDNN GEMMs over blocks of its
+// queries (onednn.h); every other query token (decode, short extends) takes a per-head loop.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
-#include "sgemm.h"
+#include "onednn.h"
 #include "sglms_kernel_abi.h"
 
 namespace {
@@ -94,7 +94,7 @@ extern "C" int PagedAttention(int nparam, void** params, int* ndims, int64_t** s
   if (Hkv <= 0 || Hq % Hkv != 0) return SGLMS_ERR_BAD_ARGS;
   const int64_t group = Hq / Hkv;
 
-  const sglms::SgemmFn sgemm = sglms::Sgemm();
+  const sglms::SgemmFn sgemm = sglms::OneDnnSgemm();
   std::vector<Work> work;  // per-token path
   std::vector<int64_t> gemm_requests;  // GEMM path
   work.reserve(T);
