@@ -101,6 +101,10 @@ def reference_attention(q, k_pool, v_pool, table, seq_lens, q_lens, scale):
     # GEMM path (q_len >= 16): a prefill over two query blocks, an extend over a cached prefix
     # exactly at the threshold, next to a decode token and a short chunk (per-token path)
     (4, 2, 8, [70, 26, 9, 20], [70, 16, 1, 15]),
+    # per-token path items = a token x a block of KV heads, as wide as leaves ~4 items per thread:
+    # whole rows (12 decode tokens), and blocks of 2 of 3 KV heads (a short last block)
+    (8, 4, 8, [30, 31, 5, 9, 17, 30, 2, 8, 11, 19, 25, 3], [1] * 12),
+    (6, 3, 8, [7, 12, 3, 9], [1, 2, 1, 1]),
 ])
 def test_paged_attention_matches_numpy(kernel_mode, hq, hkv, d, seq_lens, q_lens):
     from mindspore_models.attention.cpu import CpuBackend

@@ -18,6 +18,8 @@
 #include <cstring>
 #include <vector>
 
+#include <omp.h>
+
 #include "onednn.h"
 #include "sglms_kernel_abi.h"
 
@@ -34,6 +36,20 @@ inline float Dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+// Asks for the cache lines of floats [p, p + n) ahead of their use (rows of the pool are scattered).
+inline void Prefetch(const float* p, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i);
+}
+
+// In place: r[0..n) <- softmax(r[0..n)).
+void Softmax(float* r, int64_t n) {
+  const float mx = *std::max_element(r, r + n);
+  float sum = 0.f;
+  for (int64_t j = 0; j < n; ++j) sum += (r[j] = std::exp(r[j] - mx));
+  const float inv = 1.f / sum;
+  for (int64_t j = 0; j < n; ++j) r[j] *= inv;
+}
+
 constexpr int64_t kGemmMinQ = 16;  // new tokens from which a request takes the GEMM path
 constexpr int64_t kQueryBlock = 64;  // query rows per score block (bounds the scores buffer)
 
@@ -42,11 +58,7 @@ void CausalSoftmax(float* scores, int64_t rows, int64_t cols, int64_t first_visi
   for (int64_t i = 0; i < rows; ++i) {
     float* r = scores + i * cols;
     const int64_t n = first_visible + i + 1;
-    const float mx = *std::max_element(r, r + n);
-    float sum = 0.f;
-    for (int64_t j = 0; j < n; ++j) sum += (r[j] = std::exp(r[j] - mx));
-    const float inv = 1.f / sum;
-    for (int64_t j = 0; j < n; ++j) r[j] *= inv;
+    Softmax(r, n);
     std::fill(r + n, r + cols, 0.f);
   }
 }
@@ -131,31 +143,42 @@ extern "C" int PagedAttention(int nparam, void** params, int* ndims, int64_t** s
   }
   if (status != 0) return status;
 
-  const int64_t items = static_cast<int64_t>(work.size()) * Hq;
+  // Per-token path: one item = one query token x a block of its KV heads with all their query heads
+  // (GQA), so each K/V row is read once, as one contiguous span, for every head that shares it.
+  // The block is as wide as still leaves a few items per thread (whole rows at large batch).
+  const int64_t tokens = static_cast<int64_t>(work.size());
+  if (tokens == 0) return 0;
+  const int64_t want = 4 * omp_get_max_threads();
+  const int64_t per_token = std::min(Hkv, std::max<int64_t>(1, (want + tokens - 1) / tokens));
+  const int64_t block = (Hkv + per_token - 1) / per_token, blocks = (Hkv + block - 1) / block;
 #pragma omp parallel
   {
-    std::vector<float> scores(S);
-#pragma omp for schedule(dynamic, 4)
-    for (int64_t item = 0; item < items; ++item) {
-      const Work& w = work[item / Hq];
-      const int64_t h = item % Hq, kvh = h / group, n = w.pos + 1;
-      const float* qv = q + (w.token * Hq + h) * D;
+    std::vector<float> scores(block * group * S);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t item = 0; item < tokens * blocks; ++item) {
+      const Work& w = work[item / blocks];
+      const int64_t k0 = (item % blocks) * block, k1 = std::min(Hkv, k0 + block), h0 = k0 * group;
+      const int64_t heads = (k1 - k0) * group, n = w.pos + 1;
       const int32_t* row = slots + w.req * S;
-      float mx = -INFINITY;
+      const float* qt = q + w.token * Hq * D;
       for (int64_t j = 0; j < n; ++j) {
-        scores[j] = Dot(qv, K + (row[j] * Hkv + kvh) * D, D) * scale;
-        mx = std::max(mx, scores[j]);
+        if (j + 1 < n) Prefetch(K + (row[j + 1] * Hkv + k0) * D, (k1 - k0) * D);
+        const float* kr = K + row[j] * Hkv * D;
+        for (int64_t h = h0; h < h0 + heads; ++h) scores[(h - h0) * n + j] = Dot(qt + h * D, kr + (h / group) * D, D) * scale;
       }
-      float sum = 0.f;
-      for (int64_t j = 0; j < n; ++j) sum += (scores[j] = std::exp(scores[j] - mx));
-      float* o = out + (w.token * Hq + h) * D;
-      std::fill(o, o + D, 0.f);
-      const float inv = 1.f / sum;
+      for (int64_t h = 0; h < heads; ++h) Softmax(scores.data() + h * n, n);
+      float* ot = out + w.token * Hq * D;
+      std::fill(ot + h0 * D, ot + (h0 + heads) * D, 0.f);
       for (int64_t j = 0; j < n; ++j) {
-        const float p = scores[j] * inv;
-        const float* vv = V + (row[j] * Hkv + kvh) * D;
+        if (j + 1 < n) Prefetch(V + (row[j + 1] * Hkv + k0) * D, (k1 - k0) * D);
+        const float* vr = V + row[j] * Hkv * D;
+        for (int64_t h = h0; h < h0 + heads; ++h) {
+          const float p = scores[(h - h0) * n + j];
+          const float* vv = vr + (h / group) * D;
+          float* o = ot + h * D;
 #pragma omp simd
-        for (int64_t d = 0; d < D; ++d) o[d] += p * vv[d];
+          for (int64_t d = 0; d < D; ++d) o[d] += p * vv[d];
+        }
       }
     }
   }
