@@ -56,9 +56,12 @@ def main() -> None:
             # paths interleaved within each repeat, so that a slow spell of the machine hits all of them
             runs = {p: v for p, v in paths.items() if not (p == "row-dot" and m > 128)}  # row-dot: minutes, loses long before
             times = {p: float("inf") for p in runs}
+            order = list(runs)
             for r in range(args.repeats):
-                w = copies[r % len(copies)]
-                for path, (row_dot_m, tiles_m) in runs.items():
+                order = order[1:] + order[:1]  # each path leads in turn
+                for i, path in enumerate(order):
+                    row_dot_m, tiles_m = runs[path]
+                    w = copies[(r * len(order) + i) % len(copies)]  # a copy no other call just read
                     lib.SglmsSetRowDotMaxM(ctypes.c_int64(row_dot_m))
                     lib.SglmsSetTileMaxM(ctypes.c_int64(tiles_m))
                     y = np.empty((m, n), np.float32)
