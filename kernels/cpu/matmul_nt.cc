@@ -1,9 +1,10 @@
 // y = x @ W^T: x (M, K), W (N, K) row-major, HF's (out, in) layout, which every Linear and the LM
 // head store. One op for every row count; the path is chosen here, from M:
-// - M <= kRowDotMaxM (decode): each output is one contiguous dot product over a W row, so the
-//   weights stream once at close to the machine's read bandwidth;
-// - larger M: oneDNN's sgemm (onednn.h), N split over this op's OpenMP team, so all of a
-//   GEMM's threads are one team, the same one as every other kernel.
+// - M <= kTileMaxM (decode batches), where the CPU has AVX-512: register tiles (gemm_tiles.h), one
+//   pass over the weights without packing them;
+// - larger M: oneDNN's sgemm (onednn.h), N split over this op's OpenMP team, so all of a GEMM's
+//   threads are one team, the same one as every other kernel;
+// - M <= kRowDotMaxM, or oneDNN could not be opened: a row-dot loop (portable; slowest here).
 #include <algorithm>
 #include <atomic>
 #include <cstdint>

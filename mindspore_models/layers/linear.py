@@ -1,6 +1,7 @@
 """Linear layers. Weights keep HF's (out, in) layout: one GEMM path for every layer and the LM
-head (kernels.matmul_nt: the MatMulNT kernel, oneDNN's sgemm on this layout; fallback
-MatMul(transpose_b), ~2.7x faster than mint.matmul on (in, out) at prefill sizes here).
+head (kernels.matmul_nt: the MatMulNT kernel, AVX-512 register tiles up to 16 rows and oneDNN's
+sgemm above, on this layout; fallback MatMul(transpose_b), ~2.7x faster than mint.matmul on
+(in, out) at prefill sizes here).
 
 A packed layer (qkv_proj, gate_up_proj) declares its shards; the weight loader assembles
 the HF tensors of all shards, checks every shape, and sets the parameter once complete.
