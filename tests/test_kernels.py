@@ -189,6 +189,17 @@ def test_rms_norm_rope(kernel_mode, t, h, d):
     np.testing.assert_allclose(got.asnumpy(), ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["RopeNeox", "RmsNormRope"])
+def test_rope_position_outside_the_table_is_an_error(need_custom, fused):
+    x, table = ms.Tensor(np.ones((2, 1, 4), np.float32)), ms.Tensor(np.ones((3, 2), np.float32))
+    positions = ms.Tensor(np.array([0, 3], np.int32))  # 3 rows of cos/sin: position 3 is out
+    with pytest.raises(RuntimeError, match="is 3"):  # SGLMS_ERR_BAD_INDEX
+        if fused:
+            kernels.rms_norm_rope(x, ms.Tensor(np.ones(4, np.float32)), 1e-6, positions, table, table).asnumpy()
+        else:
+            kernels.rope_neox(x, positions, table, table).asnumpy()
+
+
 @pytest.mark.parametrize("m,k,n", [(1, 5, 3), (3, 64, 2050), (16, 33, 300), (17, 8, 9)])
 def test_matmul_nt(kernel_mode, m, k, n):
     rng = np.random.default_rng(4)

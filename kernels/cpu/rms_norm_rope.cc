@@ -25,17 +25,9 @@ extern "C" int RmsNormRope(int nparam, void** params, int* ndims, int64_t** shap
   const auto* cos = static_cast<const float*>(params[4]);
   const auto* sin = static_cast<const float*>(params[5]);
   auto* out = static_cast<float*>(params[6]);
-  for (int64_t t = 0; t < T; ++t)
-    if (pos[t] < 0 || pos[t] >= P) return SGLMS_ERR_BAD_INDEX;
-#pragma omp parallel for if (T * H * D > (1 << 16))
-  for (int64_t t = 0; t < T; ++t) {
-    const float* c = cos + pos[t] * half;
-    const float* s = sin + pos[t] * half;
-    for (int64_t h = 0; h < H; ++h) {
-      float* o = out + (t * H + h) * D;
-      sglms::RmsNormRow(x + (t * H + h) * D, w, eps, D, o);
-      sglms::RopeRow(o, c, s, half, o);
-    }
-  }
-  return 0;
+  return sglms::ForEachRotatedHead(T, H, D, pos, P, cos, sin, [&](int64_t t, int64_t h, const float* c, const float* s) {
+    float* o = out + (t * H + h) * D;
+    sglms::RmsNormRow(x + (t * H + h) * D, w, eps, D, o);
+    sglms::RopeRow(o, c, s, half, o);
+  });
 }

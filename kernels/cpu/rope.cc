@@ -18,13 +18,7 @@ extern "C" int RopeNeox(int nparam, void** params, int* ndims, int64_t** shapes,
   const auto* cos = static_cast<const float*>(params[2]);
   const auto* sin = static_cast<const float*>(params[3]);
   auto* out = static_cast<float*>(params[4]);
-  for (int64_t t = 0; t < T; ++t)
-    if (pos[t] < 0 || pos[t] >= P) return SGLMS_ERR_BAD_INDEX;
-#pragma omp parallel for if (T * H * D > (1 << 16))
-  for (int64_t t = 0; t < T; ++t) {
-    const float* c = cos + pos[t] * half;
-    const float* s = sin + pos[t] * half;
-    for (int64_t h = 0; h < H; ++h) sglms::RopeRow(x + (t * H + h) * D, c, s, half, out + (t * H + h) * D);
-  }
-  return 0;
+  return sglms::ForEachRotatedHead(T, H, D, pos, P, cos, sin, [&](int64_t t, int64_t h, const float* c, const float* s) {
+    sglms::RopeRow(x + (t * H + h) * D, c, s, half, out + (t * H + h) * D);
+  });
 }
