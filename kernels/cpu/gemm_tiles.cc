@@ -16,12 +16,12 @@ constexpr int kTileM = 4;  // x rows per tile
 constexpr int kTileN = 6;  // W rows per tile: 24 accumulators + 6 W vectors + 1 x vector = 31 zmm
 constexpr int64_t kChunkK = 1024;  // a 6-row W tile of this many columns (24 KB) stays in L1 across x tiles
 
-// `next` (or nullptr): the W block computed after this one (same row stride), prefetched line by
-// line while this one computes, so its memory latency hides behind this block's FMAs. Prefetches
-// never fault, so a block shorter than this one is harmless.
+// `next` (or nullptr): the W block computed after this one (NR rows of `next_k` columns, same row
+// stride), prefetched line by line while this one computes, so its memory latency hides behind
+// this block's FMAs. Only a full tile is ever followed by another tile, so NR rows are right.
 template <int MR, int NR>
 __attribute__((target("avx512f"))) void Tile(const float* x, const float* w, float* y, int64_t K, int64_t ld,
-                                             int64_t ldy, bool accumulate, const float* next) {
+                                             int64_t ldy, bool accumulate, const float* next, int64_t next_k) {
   __m512 acc[MR][NR];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
@@ -29,9 +29,9 @@ __attribute__((target("avx512f"))) void Tile(const float* x, const float* w, flo
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 16 <= K; k += 16) {
-    if (next != nullptr) {
+    if (next != nullptr && k < next_k) {
 #pragma GCC unroll 8
-      for (int j = 0; j < kTileN; ++j) _mm_prefetch(reinterpret_cast<const char*>(next + j * ld + k), _MM_HINT_T0);
+      for (int j = 0; j < NR; ++j) _mm_prefetch(reinterpret_cast<const char*>(next + j * ld + k), _MM_HINT_T0);
     }
     __m512 wv[NR];
 #pragma GCC unroll 8
@@ -64,7 +64,7 @@ __attribute__((target("avx512f"))) void Tile(const float* x, const float* w, flo
     }
 }
 
-using TileFn = void (*)(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, const float*);
+using TileFn = void (*)(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, const float*, int64_t);
 
 template <int MR, int... NRs>
 constexpr void FillRow(TileFn* row, std::integer_sequence<int, NRs...>) {
@@ -101,10 +101,12 @@ void TileGemmNT(const float* x, const float* w, float* y, int64_t M, int64_t K, 
     for (int64_t k0 = 0; k0 < K; k0 += kChunkK) {
       const int64_t kc = std::min(kChunkK, K - k0);
       // the W block computed after this one: this tile's next chunk, else the next tile's first
-      const float* next = k0 + kc < K ? w + n * K + k0 + kc : (next_tile ? w + (n + kTileN) * K : nullptr);
+      const bool last_chunk = k0 + kc >= K;
+      const float* next = !last_chunk ? w + n * K + k0 + kc : (next_tile ? w + (n + kTileN) * K : nullptr);
+      const int64_t next_k = std::min(kChunkK, last_chunk ? K : K - k0 - kc);
       for (int64_t m = 0; m < M; m += kTileM) {
         const int mr = static_cast<int>(std::min<int64_t>(kTileM, M - m));
-        t.fn[mr - 1][nr - 1](x + m * K + k0, w + n * K + k0, y + m * N + n, kc, K, N, k0 > 0, next);
+        t.fn[mr - 1][nr - 1](x + m * K + k0, w + n * K + k0, y + m * N + n, kc, K, N, k0 > 0, next, next_k);
       }
     }
   }
