@@ -19,9 +19,13 @@ constexpr int64_t kChunkK = 1024;  // a 6-row W tile of this many columns (24 KB
 // `next` (or nullptr): the W block computed after this one (NR rows of `next_k` columns, same row
 // stride), prefetched line by line while this one computes, so its memory latency hides behind
 // this block's FMAs. Only a full tile is ever followed by another tile, so NR rows are right.
+// This call prefetches rows pf_first, pf_first + pf_step, ...: the passes over one W block share
+// its prefetches out, so they spread over the whole block instead of bunching in the first pass
+// (M=16 GEMMs 8-30% faster in an interleaved A/B).
 template <int MR, int NR>
 __attribute__((target("avx512f"))) void Tile(const float* x, const float* w, float* y, int64_t K, int64_t ld,
-                                             int64_t ldy, bool accumulate, const float* next, int64_t next_k) {
+                                             int64_t ldy, bool accumulate, const float* next, int64_t next_k, int pf_first,
+                                             int pf_step) {
   __m512 acc[MR][NR];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
@@ -31,7 +35,7 @@ __attribute__((target("avx512f"))) void Tile(const float* x, const float* w, flo
   for (; k + 16 <= K; k += 16) {
     if (next != nullptr && k < next_k) {
 #pragma GCC unroll 8
-      for (int j = 0; j < NR; ++j) _mm_prefetch(reinterpret_cast<const char*>(next + j * ld + k), _MM_HINT_T0);
+      for (int j = pf_first; j < NR; j += pf_step) _mm_prefetch(reinterpret_cast<const char*>(next + j * ld + k), _MM_HINT_T0);
     }
     __m512 wv[NR];
 #pragma GCC unroll 8
@@ -64,7 +68,7 @@ __attribute__((target("avx512f"))) void Tile(const float* x, const float* w, flo
     }
 }
 
-using TileFn = void (*)(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, const float*, int64_t);
+using TileFn = void (*)(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, const float*, int64_t, int, int);
 
 template <int MR, int... NRs>
 constexpr void FillRow(TileFn* row, std::integer_sequence<int, NRs...>) {
@@ -104,9 +108,11 @@ void TileGemmNT(const float* x, const float* w, float* y, int64_t M, int64_t K, 
       const bool last_chunk = k0 + kc >= K;
       const float* next = !last_chunk ? w + n * K + k0 + kc : (next_tile ? w + (n + kTileN) * K : nullptr);
       const int64_t next_k = std::min(kChunkK, last_chunk ? K : K - k0 - kc);
+      const int passes = static_cast<int>((M + kTileM - 1) / kTileM);  // over this W block, one per x tile
       for (int64_t m = 0; m < M; m += kTileM) {
         const int mr = static_cast<int>(std::min<int64_t>(kTileM, M - m));
-        t.fn[mr - 1][nr - 1](x + m * K + k0, w + n * K + k0, y + m * N + n, kc, K, N, k0 > 0, next, next_k);
+        t.fn[mr - 1][nr - 1](x + m * K + k0, w + n * K + k0, y + m * N + n, kc, K, N, k0 > 0, next, next_k,
+                             static_cast<int>(m / kTileM), passes);
       }
     }
   }
