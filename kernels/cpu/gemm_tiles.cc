@@ -13,7 +13,7 @@ namespace sglms {
 namespace {
 
 constexpr int kTileM = 4;  // x rows per tile
-constexpr int kTileN = 6;  // W rows per tile: 24 accumulators + 6 W vectors + 1 x vector = 31 zmm
+constexpr int kTileN = kTileRowsN;  // 4 x 6: 24 accumulators + 6 W vectors + 1 x vector = 31 zmm
 constexpr int64_t kChunkK = 1024;  // a 6-row W tile of this many columns (24 KB) stays in L1 across x tiles
 
 // `next` (or nullptr): the W block computed after this one (NR rows of `next_k` columns, same row
@@ -99,6 +99,7 @@ bool TileGemmAvailable() {
 
 void TileGemmNT(const float* x, const float* w, float* y, int64_t M, int64_t K, int64_t N, int64_t n0, int64_t n1) {
   const TileTable& t = Tiles();
+  const int passes = static_cast<int>((M + kTileM - 1) / kTileM);  // over each W block, one per x tile
   for (int64_t n = n0; n < n1; n += kTileN) {
     const int nr = static_cast<int>(std::min<int64_t>(kTileN, n1 - n));
     const bool next_tile = n + 2 * kTileN <= n1;  // prefetch only whole tiles inside this band
@@ -108,7 +109,6 @@ void TileGemmNT(const float* x, const float* w, float* y, int64_t M, int64_t K, 
       const bool last_chunk = k0 + kc >= K;
       const float* next = !last_chunk ? w + n * K + k0 + kc : (next_tile ? w + (n + kTileN) * K : nullptr);
       const int64_t next_k = std::min(kChunkK, last_chunk ? K : K - k0 - kc);
-      const int passes = static_cast<int>((M + kTileM - 1) / kTileM);  // over this W block, one per x tile
       for (int64_t m = 0; m < M; m += kTileM) {
         const int mr = static_cast<int>(std::min<int64_t>(kTileM, M - m));
         t.fn[mr - 1][nr - 1](x + m * K + k0, w + n * K + k0, y + m * N + n, kc, K, N, k0 > 0, next, next_k,

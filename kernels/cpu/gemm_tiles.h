@@ -1,11 +1,13 @@
 // Small-M GEMM on (out, in) weights without packing: y[m, n] = x[m, :] . W[n, :], computed in
-// register tiles of kTileM x rows by kTileN W rows. Each W tile is read from memory once and reused
+// register tiles of 4 x rows by kTileRowsN W rows. Each W tile is read from memory once and reused
 // from L1 for every tile of x rows, so a decode batch costs one pass over the weights plus
 // close-to-peak FMAs. oneDNN's sgemm packs W on every call, which dominates at these M.
 #pragma once
 #include <cstdint>
 
 namespace sglms {
+
+constexpr int kTileRowsN = 6;  // W rows per tile: split a GEMM's columns between threads in multiples of it
 
 // True when this CPU runs the AVX-512 tiles (checked once, at run time).
 bool TileGemmAvailable();

@@ -54,30 +54,27 @@ void RowDot(const float* x, const float* w, float* y, int64_t M, int64_t K, int6
   for (int64_t b = 0; b < blocks; ++b) RowsNT(x, w, y, M, K, N, b * kRows, std::min(N, (b + 1) * kRows));
 }
 
-// Each thread computes a contiguous band of output columns (a band of W rows) with one sgemm.
-int OneDnn(SgemmFn sgemm, const float* x, const float* w, float* y, int64_t M, int64_t K, int64_t N) {
-  std::atomic<int> status{0};
+// fn(n0, n1) on each thread of this op's OpenMP team, for its contiguous band of output columns (a
+// band of W rows) whose width is a multiple of `multiple`; a thread left without columns skips.
+template <class Fn>
+void InBands(int64_t N, int64_t multiple, Fn fn) {
 #pragma omp parallel
   {
     const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t band = ((N + threads - 1) / threads + 15) / 16 * 16;  // multiples of 16 columns
+    const int64_t band = ((N + threads - 1) / threads + multiple - 1) / multiple * multiple;
     const int64_t n0 = std::min(N, t * band), n1 = std::min(N, n0 + band);
-    if (n1 > n0) {
-      const int rc = sgemm('N', 'T', M, n1 - n0, K, 1.f, x, K, w + n0 * K, K, 0.f, y + n0, N);
-      if (rc != 0) status = rc;
-    }
+    if (n1 > n0) fn(n0, n1);
   }
-  return status.load() == 0 ? 0 : SGLMS_ERR_BAD_ARGS;
 }
 
-void Tiles(const float* x, const float* w, float* y, int64_t M, int64_t K, int64_t N) {
-#pragma omp parallel
-  {
-    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t band = ((N + threads - 1) / threads + 5) / 6 * 6;  // whole 6-row W tiles
-    const int64_t n0 = std::min(N, t * band), n1 = std::min(N, n0 + band);
-    if (n1 > n0) sglms::TileGemmNT(x, w, y, M, K, N, n0, n1);
-  }
+// One sgemm per band (multiples of 16 columns).
+int OneDnn(SgemmFn sgemm, const float* x, const float* w, float* y, int64_t M, int64_t K, int64_t N) {
+  std::atomic<int> status{0};
+  InBands(N, 16, [&](int64_t n0, int64_t n1) {
+    const int rc = sgemm('N', 'T', M, n1 - n0, K, 1.f, x, K, w + n0 * K, K, 0.f, y + n0, N);
+    if (rc != 0) status = rc;
+  });
+  return status.load() == 0 ? 0 : SGLMS_ERR_BAD_ARGS;
 }
 
 }  // namespace
@@ -103,8 +100,8 @@ int MatMulNT(int nparam, void** params, int* ndims, int64_t** shapes, const char
   const auto* w = static_cast<const float*>(params[1]);
   auto* y = static_cast<float*>(params[2]);
   if (M == 0) return 0;
-  if (M <= kTileMaxM && sglms::TileGemmAvailable()) {
-    Tiles(x, w, y, M, K, N);
+  if (M <= kTileMaxM && sglms::TileGemmAvailable()) {  // bands of whole W tiles
+    InBands(N, sglms::kTileRowsN, [&](int64_t n0, int64_t n1) { sglms::TileGemmNT(x, w, y, M, K, N, n0, n1); });
     return 0;
   }
   const SgemmFn sgemm = sglms::OneDnnSgemm();
