@@ -95,7 +95,7 @@ class KVBuffer:
         return cls(t, bridge.to_ms(t), ms.Tensor([t.data_ptr(), t.shape[0]], ms.int64))
 
 
-KERNELS = ("KvCacheWrite", "PagedAttention", "RmsNorm", "RopeNeox", "RmsNormRope", "MatMulNT", "SiluMul", "MoeSwiGLU")
+KERNELS = ("KvCacheWrite", "PagedAttention", "RmsNorm", "AddRmsNorm", "RopeNeox", "RmsNormRope", "MatMulNT", "SiluMul", "MoeSwiGLU")
 
 
 def _same_as_first(first, *_):
@@ -162,6 +162,20 @@ def rms_norm(x: ms.Tensor, weight: ms.Tensor, eps: float) -> ms.Tensor:
     x32 = x if x.dtype == ms.float32 else x.astype(ms.float32)  # accumulate in fp32, as HF does
     var = mint.mean(x32 * x32, -1, keepdim=True)
     return (x32 * mint.rsqrt(var + eps)).astype(x.dtype) * weight
+
+
+def add_rms_norm(delta: ms.Tensor, residual: ms.Tensor, weight: ms.Tensor, eps: float) -> tuple[ms.Tensor, ms.Tensor]:
+    """The pre-norm residual step: residual' = residual + delta; returns (rms_norm(residual'), residual').
+
+    On CPU one op adds in place into `residual`'s memory (an AOT op infers one output), so the
+    returned residual' is that same tensor: read it only in ops that also (transitively) take
+    `normed`, which orders them after the write, as the decoder's next residual step does (its delta
+    comes from the sublayer over `normed`). Not ops.depend: a Depend node costs ~0.1 ms per call in
+    a compiled dynamic-shape graph here, more than the fusion saves."""
+    if active("AddRmsNorm"):
+        return op("AddRmsNorm")(delta, residual, weight, _scalar(eps)), residual
+    residual = residual + delta
+    return rms_norm(residual, weight, eps), residual
 
 
 def rope_neox(x: ms.Tensor, positions: ms.Tensor, cos: ms.Tensor, sin: ms.Tensor) -> ms.Tensor:

@@ -154,6 +154,46 @@ def test_rms_norm(kernel_mode, shape):
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 
 
+def rms_norm_ref(x, w, eps=1e-6):
+    return x / np.sqrt((x.astype(np.float64) ** 2).mean(-1, keepdims=True) + eps) * w
+
+
+@pytest.mark.parametrize("shape", [(1, 7), (5, 3, 33), (300, 256)])
+def test_add_rms_norm(kernel_mode, shape):
+    """residual += delta, then the norm of the sum; the returned residual is the sum."""
+    rng = np.random.default_rng(7)
+    delta, res = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
+    w = rng.standard_normal(shape[-1]).astype(np.float32)
+    normed, summed = kernels.add_rms_norm(ms.Tensor(delta), ms.Tensor(res.copy()), ms.Tensor(w), 1e-6)
+    np.testing.assert_allclose(summed.asnumpy(), res + delta, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(normed.asnumpy(), rms_norm_ref(res + delta, w), rtol=1e-5, atol=1e-5)
+
+
+def test_add_rms_norm_chain_in_a_compiled_graph(kernel_mode):
+    """The decoder's pattern, under ms.jit with the kernels (as the model compiles), else PyNative:
+    two chained steps, the stream read after each (through an op that takes the step's output, as
+    kernels.add_rms_norm asks). The op writes the sum in place; a graph that read the residual's
+    old value gives different numbers."""
+    from mindspore import nn
+
+    class Chain(nn.Cell):
+        def construct(self, x, d1, d2, w):
+            h1, r = kernels.add_rms_norm(d1, x, w, 1e-6)
+            h2, r = kernels.add_rms_norm(d2 * h1, r, w, 1e-6)
+            return h1, h2, r + h2  # r read after the second step: through h2
+
+    rng = np.random.default_rng(8)
+    x, d1, d2 = (rng.standard_normal((6, 64)).astype(np.float32) for _ in range(3))
+    w = rng.standard_normal(64).astype(np.float32)
+    net = ms.jit(Chain()) if kernel_mode == "custom-kernels" else Chain()
+    h1, h2, r2 = (t.asnumpy() for t in net(*(ms.Tensor(a) for a in (x, d1, d2, w))))
+    ref_h1 = rms_norm_ref(x + d1, w)
+    ref_r = x + d1 + d2 * ref_h1
+    np.testing.assert_allclose(h1, ref_h1, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(h2, rms_norm_ref(ref_r, w), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(r2, ref_r + rms_norm_ref(ref_r, w), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("t,h,d", [(1, 1, 2), (7, 3, 10), (4, 16, 128)])
 def test_rope_neox(kernel_mode, t, h, d):
     from mindspore_models.layers.rope import inv_frequencies

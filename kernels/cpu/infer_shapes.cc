@@ -17,6 +17,7 @@ extern "C" {
 std::vector<int64_t> KvCacheWriteInferShape(int*, int64_t**, void*) { return {1}; }
 std::vector<int64_t> PagedAttentionInferShape(int*, int64_t** s, void*) { return {s[0][0], Times(s[0][1], s[0][2])}; }
 std::vector<int64_t> RmsNormInferShape(int* n, int64_t** s, void*) { return SameAs(0, n, s); }
+std::vector<int64_t> AddRmsNormInferShape(int* n, int64_t** s, void*) { return SameAs(0, n, s); }
 std::vector<int64_t> RopeNeoxInferShape(int* n, int64_t** s, void*) { return SameAs(0, n, s); }
 std::vector<int64_t> RmsNormRopeInferShape(int* n, int64_t** s, void*) { return SameAs(0, n, s); }
 std::vector<int64_t> MatMulNTInferShape(int*, int64_t** s, void*) { return {s[0][0], s[1][0]}; }

@@ -62,8 +62,9 @@ class KernelAttention(nn.Cell):
 
     def construct(self, q, k, v, step):
         slots, kv_slots, seq_lens, q_starts, q_lens = step
-        written = ops.depend(self.write(self.k_ref, slots, k), self.write(self.v_ref, slots, v))
-        return self.paged_attention(q, self.pair_ref, kv_slots, seq_lens, q_starts, q_lens, self.scale, written)
+        k_written, v_written = self.write(self.k_ref, slots, k), self.write(self.v_ref, slots, v)
+        return self.paged_attention(q, self.pair_ref, kv_slots, seq_lens, q_starts, q_lens, self.scale, k_written,
+                                    v_written)  # after both writes: they are its inputs
 
 
 KERNEL_STEP = (ms.int64, ms.int32, ms.int32, ms.int32, ms.int32)  # dtypes of KernelAttention's step

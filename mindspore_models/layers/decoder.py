@@ -70,9 +70,15 @@ class DecoderLayer(nn.Cell):
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.mlp = mlp or GatedMLP(cfg.hidden_size, cfg.intermediate_size)
 
-    def construct(self, positions, x, step):
-        x = x + self.self_attn(positions, self.input_layernorm(x), step)
-        return x + self.mlp(self.post_attention_layernorm(x))
+    def construct(self, positions, x, residual, step):
+        """x: the previous layer's output, added into the residual stream here; at the first layer
+        x is the embeddings and residual None. Returns (this layer's output, the residual stream)."""
+        if residual is None:
+            h, residual = self.input_layernorm(x), x
+        else:
+            h, residual = self.input_layernorm(x, residual)
+        h, residual = self.post_attention_layernorm(self.self_attn(positions, h, step), residual)
+        return self.mlp(h), residual
 
 
 class DecoderModel(nn.Cell):
@@ -83,10 +89,10 @@ class DecoderModel(nn.Cell):
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
     def construct(self, input_ids, positions, step):
-        x = self.embed_tokens(input_ids)  # [T, H]
+        x, residual = self.embed_tokens(input_ids), None  # [T, H]
         for layer in self.layers:
-            x = layer(positions, x, step)
-        return self.norm(x)
+            x, residual = layer(positions, x, residual, step)
+        return self.norm(x, residual)[0]
 
 
 class CausalLM(nn.Cell):

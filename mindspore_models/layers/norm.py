@@ -13,5 +13,9 @@ class RMSNorm(nn.Cell):
         self.eps = eps
         self.weight = Parameter(ms.Tensor(np.ones(dim, np.float32)), name="weight")
 
-    def construct(self, x):
-        return kernels.rms_norm(x, self.weight, self.eps)
+    def construct(self, x, residual=None):
+        """norm(x); or, given the residual stream, the pre-norm step: residual += x, then
+        (norm(residual), residual), one fused op on CPU (kernels.add_rms_norm)."""
+        if residual is None:
+            return kernels.rms_norm(x, self.weight, self.eps)
+        return kernels.add_rms_norm(x, residual, self.weight, self.eps)
