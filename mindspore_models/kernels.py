@@ -95,7 +95,7 @@ class KVBuffer:
         return cls(t, bridge.to_ms(t), ms.Tensor([t.data_ptr(), t.shape[0]], ms.int64))
 
 
-KERNELS = ("KvCacheWrite", "PagedAttention", "RmsNorm", "AddRmsNorm", "RopeNeox", "RmsNormRope", "MatMulNT", "SiluMul", "MoeSwiGLU")
+KERNELS = ("KvCacheWrite", "PagedAttention", "RmsNorm", "AddRmsNorm", "RopeNeox", "RmsNormRope", "QkNormRopeCache", "MatMulNT", "SiluMul", "MoeSwiGLU")
 
 
 def _same_as_first(first, *_):
@@ -196,6 +196,15 @@ def rms_norm_rope(x: ms.Tensor, weight: ms.Tensor, eps: float, positions: ms.Ten
     if active("RmsNormRope"):
         return op("RmsNormRope")(x, weight, _scalar(eps), positions, cos, sin)
     return rope_neox(rms_norm(x, weight, eps), positions, cos, sin)
+
+
+def qk_norm_rope_cache(qkv: ms.Tensor, q_heads: ms.Tensor, q_norm: ms.Tensor, k_norm: ms.Tensor, eps: float,
+                       positions: ms.Tensor, cos: ms.Tensor, sin: ms.Tensor, kv_pair: ms.Tensor,
+                       slots: ms.Tensor) -> ms.Tensor:
+    """Packed qkv [T, (Hq+2Hkv)*D] -> q [T, Hq, D] normed and rotated, with k (normed, rotated) and v
+    written into the float32 pools of `kv_pair` (pair_ref) at `slots` [T] int64. Only the shape of
+    q_heads [Hq] is read. CPU kernel only: callers check active("QkNormRopeCache")."""
+    return op("QkNormRopeCache")(qkv, q_heads, q_norm, k_norm, _scalar(eps), positions, cos, sin, kv_pair, slots)
 
 
 def silu_mul(x: ms.Tensor) -> ms.Tensor:

@@ -229,6 +229,56 @@ def test_rms_norm_rope(kernel_mode, t, h, d):
     np.testing.assert_allclose(got.asnumpy(), ref, rtol=1e-5, atol=1e-5)
 
 
+def _qkv_case(t, hq, hkv, d, seed=9):
+    from mindspore_models.layers.rope import inv_frequencies
+
+    rng = np.random.default_rng(seed)
+    qkv = (2 * rng.standard_normal((t, (hq + 2 * hkv) * d))).astype(np.float32)
+    q_w, k_w = (rng.standard_normal(d).astype(np.float32) for _ in range(2))
+    pos = rng.integers(0, 40, t).astype(np.int32)
+    freqs = np.outer(np.arange(40, dtype=np.float32), inv_frequencies(d, 10000.0, None))
+    return qkv, q_w, k_w, pos, np.cos(freqs).astype(np.float32), np.sin(freqs).astype(np.float32)
+
+
+def _norm_rope_ref(x, w, pos, cos, sin):
+    d = x.shape[-1]
+    n = rms_norm_ref(x, w)
+    c, s = cos[pos][:, None], sin[pos][:, None]
+    n1, n2 = n[..., : d // 2], n[..., d // 2:]
+    return np.concatenate([n1 * c - n2 * s, n2 * c + n1 * s], -1)
+
+
+@pytest.mark.parametrize("t,hq,hkv,d", [(1, 2, 1, 8), (7, 4, 2, 16), (40, 16, 8, 128)])
+def test_qk_norm_rope_cache(need_custom, t, hq, hkv, d):
+    """Packed qkv -> q normed + rotated; k normed + rotated and v written at their slots, every
+    other pool row untouched; against numpy."""
+    qkv, q_w, k_w, pos, cos, sin = _qkv_case(t, hq, hkv, d)
+    rows = 2 * t + 3
+    k_pool, v_pool = torch.full((rows, hkv, d), 7.0), torch.full((rows, hkv, d), 7.0)
+    slots = np.random.default_rng(1).permutation(rows)[:t].astype(np.int64)
+    pair = kernels.pair_ref(KVBuffer.wrap(k_pool), KVBuffer.wrap(v_pool))
+    q = kernels.qk_norm_rope_cache(ms.Tensor(qkv), ms.Tensor(np.zeros(hq, np.int32)), ms.Tensor(q_w), ms.Tensor(k_w),
+                                   1e-6, ms.Tensor(pos), ms.Tensor(cos), ms.Tensor(sin), pair, ms.Tensor(slots))
+    x = qkv.reshape(t, hq + 2 * hkv, d)
+    np.testing.assert_allclose(q.asnumpy(), _norm_rope_ref(x[:, :hq], q_w, pos, cos, sin), rtol=1e-5, atol=1e-5)
+    k_ref, v_ref = np.full((rows, hkv, d), 7.0, np.float32), np.full((rows, hkv, d), 7.0, np.float32)
+    k_ref[slots] = _norm_rope_ref(x[:, hq: hq + hkv], k_w, pos, cos, sin)
+    v_ref[slots] = x[:, hq + hkv:]
+    np.testing.assert_allclose(k_pool.numpy(), k_ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(v_pool.numpy(), v_ref)
+
+
+def test_qk_norm_rope_cache_bad_slot_writes_nothing(need_custom):
+    qkv, q_w, k_w, pos, cos, sin = _qkv_case(3, 2, 1, 8)
+    k_pool, v_pool = torch.zeros((4, 1, 8)), torch.zeros((4, 1, 8))
+    pair = kernels.pair_ref(KVBuffer.wrap(k_pool), KVBuffer.wrap(v_pool))
+    with pytest.raises(RuntimeError, match="is 3"):  # SGLMS_ERR_BAD_INDEX
+        kernels.qk_norm_rope_cache(ms.Tensor(qkv), ms.Tensor(np.zeros(2, np.int32)), ms.Tensor(q_w), ms.Tensor(k_w), 1e-6,
+                                   ms.Tensor(pos), ms.Tensor(cos), ms.Tensor(sin), pair,
+                                   ms.Tensor(np.array([0, 4, 1], np.int64))).asnumpy()
+    assert not k_pool.any() and not v_pool.any()
+
+
 @pytest.mark.parametrize("fused", [False, True], ids=["RopeNeox", "RmsNormRope"])
 def test_rope_position_outside_the_table_is_an_error(need_custom, fused):
     x, table = ms.Tensor(np.ones((2, 1, 4), np.float32)), ms.Tensor(np.ones((3, 2), np.float32))

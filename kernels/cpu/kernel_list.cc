@@ -1,3 +1,3 @@
 #include "sglms_kernel_abi.h"
 
-extern "C" const char* SglmsKernelList() { return "KvCacheWrite,PagedAttention,RmsNorm,AddRmsNorm,RopeNeox,RmsNormRope,MatMulNT,SiluMul,MoeSwiGLU"; }
+extern "C" const char* SglmsKernelList() { return "KvCacheWrite,PagedAttention,RmsNorm,AddRmsNorm,RopeNeox,RmsNormRope,QkNormRopeCache,MatMulNT,SiluMul,MoeSwiGLU"; }

@@ -14,6 +14,7 @@ import functools
 from dataclasses import dataclass
 
 import mindspore as ms
+import numpy as np
 import torch
 from mindspore import mint, nn, ops
 
@@ -54,11 +55,20 @@ class KernelAttention(nn.Cell):
     """One layer over the pool with the custom kernels; step = (slots [T] int64, kv_slots [B, S],
     seq_lens [B], q_starts [B], q_lens [B]) int32. Pure tensor ops: compiles."""
 
-    def __init__(self, k: KVBuffer, v: KVBuffer, scale: float):
+    def __init__(self, k: KVBuffer, v: KVBuffer, spec):
         super().__init__()
         self.k_ref, self.v_ref, self.pair_ref = k.ref, v.ref, kernels.pair_ref(k, v)
-        self.scale = ms.Tensor([scale], ms.float32)
+        self.scale = ms.Tensor([spec.scale], ms.float32)
         self.write, self.paged_attention = kernels.op("KvCacheWrite"), kernels.op("PagedAttention")
+        # Qwen3's prologue fused with the KV write (float32 pools: the op writes float rows)
+        self.fused_qkv = kernels.active("QkNormRopeCache") and k.view.dtype == ms.float32
+        self.q_heads = ms.Tensor(np.zeros(spec.heads, np.int32))  # its shape tells the fused op's infer Hq
+
+    def qkv(self, qkv, positions, q_norm, k_norm, eps, cos, sin, step):
+        slots, kv_slots, seq_lens, q_starts, q_lens = step
+        q = kernels.qk_norm_rope_cache(qkv, self.q_heads, q_norm, k_norm, eps, positions, cos, sin, self.pair_ref,
+                                       slots)  # [T, Hq, D], this step's K/V rows written
+        return self.paged_attention(q, self.pair_ref, kv_slots, seq_lens, q_starts, q_lens, self.scale, q, q)
 
     def construct(self, q, k, v, step):
         slots, kv_slots, seq_lens, q_starts, q_lens = step
@@ -89,7 +99,7 @@ class CpuBackend:
 
     def attention(self, spec) -> nn.Cell:
         if self.paged:
-            return KernelAttention(*self.kv[spec.layer_id], spec.scale)
+            return KernelAttention(*self.kv[spec.layer_id], spec)
         return EagerAttention(self, spec)
 
     def step_signature(self) -> tuple:

@@ -36,9 +36,17 @@ class Attention(nn.Cell):
         self.spec = AttentionSpec(layer_id, num_heads, num_kv_heads, head_dim,
                                   head_dim ** -0.5 if scale is None else scale, latent)
         self.impl = None
+        self.fused_qkv = False  # set at bind: the backend also takes the packed qkv (see `qkv`)
 
     def bind(self, backend) -> None:
         self.impl = backend.attention(self.spec)
+        self.fused_qkv = bool(getattr(self.impl, "fused_qkv", False))
+
+    def qkv(self, qkv, positions, q_norm, k_norm, eps, cos, sin, step):
+        """Where the backend fuses the prologue (`fused_qkv`): the packed projection [T, (Hq+2Hkv)*D]
+        in, q and k RMS-normalised per head (q_norm, k_norm [D]) and rotated (cos/sin [P, D/2]),
+        K/V written, attended -> [T, Hq*D]. The same as splitting, norm + rope, then this layer."""
+        return self.impl.qkv(qkv, positions, q_norm, k_norm, eps, cos, sin, step)
 
     def construct(self, *inputs):
         if self.impl is None:

@@ -36,7 +36,11 @@ class SelfAttention(nn.Cell):
         self.kv_row_shape = (self.hkv, d)  # one token's K (and V) row in this rank's pool
 
     def construct(self, positions, x, step):
-        q, k, v = mint.split(self.qkv_proj(x), self.split, -1)
+        qkv = self.qkv_proj(x)
+        if self.q_norm is not None and self.attn.fused_qkv:  # norms, rope and KV write in the backend's one op
+            return self.o_proj(self.attn.qkv(qkv, positions, self.q_norm.weight, self.k_norm.weight, self.q_norm.eps,
+                                             self.rotary.cos, self.rotary.sin, step))
+        q, k, v = mint.split(qkv, self.split, -1)
         q = q.reshape(-1, self.hq, self.d)  # [T, Hq, D]
         k = k.reshape(-1, self.hkv, self.d)
         v = v.reshape(-1, self.hkv, self.d)
