@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mindspore as ms
+import numpy as np
 import torch
 from mindspore import mint, ops
 
@@ -198,13 +199,20 @@ def rms_norm_rope(x: ms.Tensor, weight: ms.Tensor, eps: float, positions: ms.Ten
     return rope_neox(rms_norm(x, weight, eps), positions, cos, sin)
 
 
-def qk_norm_rope_cache(qkv: ms.Tensor, q_heads: ms.Tensor, q_norm: ms.Tensor, k_norm: ms.Tensor, eps: float,
-                       positions: ms.Tensor, cos: ms.Tensor, sin: ms.Tensor, kv_pair: ms.Tensor,
-                       slots: ms.Tensor) -> ms.Tensor:
-    """Packed qkv [T, (Hq+2Hkv)*D] -> q [T, Hq, D] normed and rotated, with k (normed, rotated) and v
-    written into the float32 pools of `kv_pair` (pair_ref) at `slots` [T] int64. Only the shape of
-    q_heads [Hq] is read. CPU kernel only: callers check active("QkNormRopeCache")."""
+def qk_norm_rope_cache(qkv: ms.Tensor, q_heads: ms.Tensor, q_norm, k_norm, eps: float, positions: ms.Tensor,
+                       cos: ms.Tensor, sin: ms.Tensor, kv_pair: ms.Tensor, slots: ms.Tensor) -> ms.Tensor:
+    """Packed qkv [T, (Hq+2Hkv)*D] -> q [T, Hq, D] normed (by q_norm [D]; None: no q/k norm) and
+    rotated, with k (normed, rotated) and v written into the float32 pools of `kv_pair` (pair_ref)
+    at `slots` [T] int64. Only the shape of q_heads [Hq] is read. CPU kernel only: callers check
+    active("QkNormRopeCache")."""
+    if q_norm is None:
+        q_norm = k_norm = _no_weight()
     return op("QkNormRopeCache")(qkv, q_heads, q_norm, k_norm, _scalar(eps), positions, cos, sin, kv_pair, slots)
+
+
+@functools.cache
+def _no_weight() -> ms.Tensor:
+    return ms.Tensor(np.zeros(0, np.float32))
 
 
 def silu_mul(x: ms.Tensor) -> ms.Tensor:

@@ -242,23 +242,27 @@ def _qkv_case(t, hq, hkv, d, seed=9):
 
 def _norm_rope_ref(x, w, pos, cos, sin):
     d = x.shape[-1]
-    n = rms_norm_ref(x, w)
+    n = rms_norm_ref(x, w) if w is not None else x
     c, s = cos[pos][:, None], sin[pos][:, None]
     n1, n2 = n[..., : d // 2], n[..., d // 2:]
     return np.concatenate([n1 * c - n2 * s, n2 * c + n1 * s], -1)
 
 
+@pytest.mark.parametrize("norm", [True, False], ids=["qk-norm", "rope-only"])
 @pytest.mark.parametrize("t,hq,hkv,d", [(1, 2, 1, 8), (7, 4, 2, 16), (40, 16, 8, 128)])
-def test_qk_norm_rope_cache(need_custom, t, hq, hkv, d):
-    """Packed qkv -> q normed + rotated; k normed + rotated and v written at their slots, every
-    other pool row untouched; against numpy."""
+def test_qk_norm_rope_cache(need_custom, t, hq, hkv, d, norm):
+    """Packed qkv -> q (normed, Qwen3; or not, Llama) and rotated; k the same and v written at their
+    slots, every other pool row untouched; against numpy."""
     qkv, q_w, k_w, pos, cos, sin = _qkv_case(t, hq, hkv, d)
+    if not norm:
+        q_w = k_w = None
     rows = 2 * t + 3
     k_pool, v_pool = torch.full((rows, hkv, d), 7.0), torch.full((rows, hkv, d), 7.0)
     slots = np.random.default_rng(1).permutation(rows)[:t].astype(np.int64)
     pair = kernels.pair_ref(KVBuffer.wrap(k_pool), KVBuffer.wrap(v_pool))
-    q = kernels.qk_norm_rope_cache(ms.Tensor(qkv), ms.Tensor(np.zeros(hq, np.int32)), ms.Tensor(q_w), ms.Tensor(k_w),
-                                   1e-6, ms.Tensor(pos), ms.Tensor(cos), ms.Tensor(sin), pair, ms.Tensor(slots))
+    weights = (ms.Tensor(q_w), ms.Tensor(k_w)) if norm else (None, None)
+    q = kernels.qk_norm_rope_cache(ms.Tensor(qkv), ms.Tensor(np.zeros(hq, np.int32)), *weights, 1e-6, ms.Tensor(pos),
+                                   ms.Tensor(cos), ms.Tensor(sin), pair, ms.Tensor(slots))
     x = qkv.reshape(t, hq + 2 * hkv, d)
     np.testing.assert_allclose(q.asnumpy(), _norm_rope_ref(x[:, :hq], q_w, pos, cos, sin), rtol=1e-5, atol=1e-5)
     k_ref, v_ref = np.full((rows, hkv, d), 7.0, np.float32), np.full((rows, hkv, d), 7.0, np.float32)

@@ -20,7 +20,7 @@ std::vector<int64_t> RmsNormInferShape(int* n, int64_t** s, void*) { return Same
 std::vector<int64_t> AddRmsNormInferShape(int* n, int64_t** s, void*) { return SameAs(0, n, s); }
 std::vector<int64_t> RopeNeoxInferShape(int* n, int64_t** s, void*) { return SameAs(0, n, s); }
 std::vector<int64_t> RmsNormRopeInferShape(int* n, int64_t** s, void*) { return SameAs(0, n, s); }
-std::vector<int64_t> QkNormRopeCacheInferShape(int*, int64_t** s, void*) { return {s[0][0], s[1][0], s[2][0]}; }
+std::vector<int64_t> QkNormRopeCacheInferShape(int*, int64_t** s, void*) { return {s[0][0], s[1][0], 2 * s[6][1]}; }
 std::vector<int64_t> MatMulNTInferShape(int*, int64_t** s, void*) { return {s[0][0], s[1][0]}; }
 std::vector<int64_t> SiluMulInferShape(int*, int64_t** s, void*) { return {s[0][0], s[0][1] < 0 ? -1 : s[0][1] / 2}; }
 std::vector<int64_t> MoeSwiGLUInferShape(int* n, int64_t** s, void*) { return SameAs(0, n, s); }

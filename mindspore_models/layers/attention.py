@@ -44,7 +44,7 @@ class Attention(nn.Cell):
 
     def qkv(self, qkv, positions, q_norm, k_norm, eps, cos, sin, step):
         """Where the backend fuses the prologue (`fused_qkv`): the packed projection [T, (Hq+2Hkv)*D]
-        in, q and k RMS-normalised per head (q_norm, k_norm [D]) and rotated (cos/sin [P, D/2]),
+        in, q and k RMS-normalised per head (q_norm, k_norm [D]; None: no q/k norm) and rotated (cos/sin [P, D/2]),
         K/V written, attended -> [T, Hq*D]. The same as splitting, norm + rope, then this layer."""
         return self.impl.qkv(qkv, positions, q_norm, k_norm, eps, cos, sin, step)
 

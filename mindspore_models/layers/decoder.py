@@ -37,9 +37,13 @@ class SelfAttention(nn.Cell):
 
     def construct(self, positions, x, step):
         qkv = self.qkv_proj(x)
-        if self.q_norm is not None and self.attn.fused_qkv:  # norms, rope and KV write in the backend's one op
-            return self.o_proj(self.attn.qkv(qkv, positions, self.q_norm.weight, self.k_norm.weight, self.q_norm.eps,
-                                             self.rotary.cos, self.rotary.sin, step))
+        if self.attn.fused_qkv:  # (q/k norm,) rope and the KV write: the backend's one op on the packed qkv
+            if self.q_norm is not None:
+                out = self.attn.qkv(qkv, positions, self.q_norm.weight, self.k_norm.weight, self.q_norm.eps,
+                                    self.rotary.cos, self.rotary.sin, step)
+            else:
+                out = self.attn.qkv(qkv, positions, None, None, 0.0, self.rotary.cos, self.rotary.sin, step)
+            return self.o_proj(out)
         q, k, v = mint.split(qkv, self.split, -1)
         q = q.reshape(-1, self.hq, self.d)  # [T, Hq, D]
         k = k.reshape(-1, self.hkv, self.d)
