@@ -169,7 +169,9 @@ def add_rms_norm(delta: ms.Tensor, residual: ms.Tensor, weight: ms.Tensor, eps: 
     """The pre-norm residual step: residual' = residual + delta; returns (rms_norm(residual'), residual').
 
     On CPU one op adds in place into `residual`'s memory (an AOT op infers one output), so the
-    returned residual' is that same tensor: read it only in ops that also (transitively) take
+    returned residual' is that same tensor. It must be MindSpore's own tensor, not one shared from
+    torch by DLPack (tp > 1 collectives return those): MindSpore hands an AOT op a private copy of
+    such an input, and the sum would be lost. Read it only in ops that also (transitively) take
     `normed`, which orders them after the write, as the decoder's next residual step does (its delta
     comes from the sublayer over `normed`). Not ops.depend: a Depend node costs ~0.1 ms per call in
     a compiled dynamic-shape graph here, more than the fusion saves."""

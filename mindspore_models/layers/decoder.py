@@ -81,8 +81,8 @@ class DecoderLayer(nn.Cell):
     def construct(self, positions, x, residual, step):
         """x: the previous layer's output, added into the residual stream here; at the first layer
         x is the embeddings and residual None. Returns (this layer's output, the residual stream)."""
-        if residual is None:
-            h, residual = self.input_layernorm(x), x
+        if residual is None:  # the stream is updated in place from here on (kernels.add_rms_norm):
+            h, residual = self.input_layernorm(x), x + 0  # a new tensor: x may be a DLPack view of torch memory
         else:
             h, residual = self.input_layernorm(x, residual)
         h, residual = self.post_attention_layernorm(self.self_attn(positions, h, step), residual)
