@@ -20,17 +20,21 @@ EXIT_WITHIN_S = 30  # drain (SGLang polls every 5 s) + scheduler shutdown; measu
 
 
 async def stream(session, base, i, started):
+    """Tokens the request got, from the stream's final usage chunk (a chunk may carry several tokens
+    when they come faster than the stream is flushed, so chunks are not counted)."""
     body = {"model": "tiny", "prompt": [5 + i, 17, 33, 2, 99], "max_tokens": NEW_TOKENS, "temperature": 0,
-            "stream": True, "ignore_eos": True}
-    chunks = 0
+            "stream": True, "ignore_eos": True, "stream_options": {"include_usage": True}}
+    tokens = 0
     async with session.post(f"{base}/v1/completions", json=body) as resp:
         assert resp.status == 200
         async for line in resp.content:
             if line.startswith(b"data: ") and line.strip() != b"data: [DONE]":
-                if json.loads(line[6:])["choices"]:
-                    chunks += 1
+                chunk = json.loads(line[6:])
+                if chunk["choices"]:
                     started.set()
-    return chunks
+                if chunk.get("usage"):
+                    tokens = chunk["usage"]["completion_tokens"]
+    return tokens
 
 
 async def load_then_sigterm(base, proc):
@@ -61,7 +65,7 @@ def test_sigterm_drains_in_flight_requests_and_leaves_no_process(tiny_qwen3, tmp
         base = f"http://127.0.0.1:{port}"
         wait_healthy(proc, base, log)
         chunks, sent = asyncio.run(load_then_sigterm(base, proc))
-        assert chunks == [NEW_TOKENS] * IN_FLIGHT, f"in-flight requests were cut: {chunks}"
+        assert chunks == [NEW_TOKENS] * IN_FLIGHT, f"in-flight requests were cut (tokens per request): {chunks}"
         deadline = sent + EXIT_WITHIN_S
         while time.perf_counter() < deadline and (proc.poll() is None or group_alive(proc.pid)):
             time.sleep(0.2)  # poll() reaps the server: a zombie would still count as in the group
