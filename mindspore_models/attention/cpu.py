@@ -60,7 +60,8 @@ class KernelAttention(nn.Cell):
         self.k_ref, self.v_ref, self.pair_ref = k.ref, v.ref, kernels.pair_ref(k, v)
         self.scale = ms.Tensor([spec.scale], ms.float32)
         self.write, self.paged_attention = kernels.op("KvCacheWrite"), kernels.op("PagedAttention")
-        # Qwen3's prologue fused with the KV write (float32 pools: the op writes float rows)
+        # the attention prologue (q/k norm where the model has it, rope) fused with the KV write;
+        # float32 pools only: the op writes float rows
         self.fused_qkv = kernels.active("QkNormRopeCache") and k.view.dtype == ms.float32
         self.q_heads = ms.Tensor(np.zeros(spec.heads, np.int32))  # its shape tells the fused op's infer Hq
 
