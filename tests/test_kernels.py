@@ -1,5 +1,6 @@
 """The custom KV-write kernel against the pure-MindSpore fallback, writing into a torch pool."""
 import ctypes
+from pathlib import Path
 
 import mindspore as ms
 import numpy as np
@@ -107,6 +108,37 @@ def reference_attention(q, k_pool, v_pool, table, seq_lens, q_lens, scale):
     (6, 3, 8, [7, 12, 3, 9], [1, 2, 1, 1]),
 ])
 def test_paged_attention_matches_numpy(kernel_mode, hq, hkv, d, seq_lens, q_lens):
+    step = check_attention_against_numpy(hq, hkv, d, seq_lens, q_lens)
+    # the kernel path's step is plain tensors (it compiles); the O(B*Lq*S) mask exists only for the gathered path
+    assert isinstance(step, tuple) if kernel_mode.startswith("custom-kernels") else "mask" in step.__dict__
+
+
+@pytest.fixture(params=["avx512", "portable"])
+def decode_path(request):
+    """Forces the decode-token path of PagedAttention (the library MindSpore loaded: same handle)."""
+    lib = ctypes.CDLL(str(kernels.library_path()))
+    default = lib.SglmsDecodeSimd()
+    if request.param == "avx512" and "avx512f" not in Path("/proc/cpuinfo").read_text():
+        pytest.skip("this CPU has no AVX-512: decode tokens always take the portable loop here")
+    lib.SglmsSetDecodeSimd(1 if request.param == "avx512" else 0)
+    yield request.param
+    lib.SglmsSetDecodeSimd(default)
+
+
+# decode tokens at the head dims the AVX-512 path takes (16..128), GQA groups of 2 (Qwen3) and 3 (an
+# odd group: a pass of two heads, then one), MHA, and keys crossing the 4-key prefetch distance
+@pytest.mark.parametrize("hq,hkv,d,seq_lens", [
+    (16, 8, 128, [150, 3, 77, 1]),
+    (6, 2, 64, [40, 9]),
+    (4, 4, 32, [5, 17]),
+    (3, 1, 16, [12]),
+])
+def test_decode_attention_paths_match_numpy(need_custom, decode_path, hq, hkv, d, seq_lens):
+    check_attention_against_numpy(hq, hkv, d, seq_lens, [1] * len(seq_lens))
+
+
+def check_attention_against_numpy(hq, hkv, d, seq_lens, q_lens):
+    """One Attention layer over a scattered pool against numpy; returns the backend's step."""
     from mindspore_models.attention.cpu import CpuBackend
     from mindspore_models.attention.plan import StepPlan
     from mindspore_models.attention.pool import KVPool
@@ -139,9 +171,8 @@ def test_paged_attention_matches_numpy(kernel_mode, hq, hkv, d, seq_lens, q_lens
     got = layer(ms.Tensor(q), ms.Tensor(new_k), ms.Tensor(new_v), step).asnumpy()
     ref = reference_attention(q, expected_k, expected_v, table, seq_lens, q_lens, d ** -0.5)
     np.testing.assert_allclose(got, ref, atol=1e-5, rtol=1e-5)
-    # the kernel path's step is plain tensors (it compiles); the O(B*Lq*S) mask exists only for the gathered path
-    assert isinstance(step, tuple) if kernel_mode.startswith("custom-kernels") else "mask" in step.__dict__
     np.testing.assert_array_equal(k_pool.numpy(), expected_k)  # the new rows landed in the pool
+    return step
 
 
 @pytest.mark.parametrize("shape", [(1, 7), (5, 3, 33), (2, 128)])

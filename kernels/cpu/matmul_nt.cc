@@ -15,13 +15,8 @@
 #include "gemm_tiles.h"
 #include "onednn.h"
 #include "sglms_kernel_abi.h"
+#include "simd.h"
 
-// x86-64: one AVX2/FMA clone picked at load time; other architectures get the portable build.
-#if defined(__x86_64__)
-#define SGLMS_SIMD_CLONES __attribute__((target_clones("arch=haswell", "default")))
-#else
-#define SGLMS_SIMD_CLONES
-#endif
 
 namespace {
 

@@ -23,10 +23,15 @@
 
 #include <omp.h>
 
+#include "decode_attention.h"
 #include "onednn.h"
+#include "row_ops.h"
 #include "sglms_kernel_abi.h"
+#include "simd.h"
 
 namespace {
+
+using sglms::Softmax;
 
 struct Work {
   int64_t token, pos, req;
@@ -42,15 +47,6 @@ inline float Dot(const float* a, const float* b, int64_t n) {
 // Asks for the cache lines of floats [p, p + n) ahead of their use (rows of the pool are scattered).
 inline void Prefetch(const float* p, int64_t n) {
   for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i);
-}
-
-// In place: r[0..n) <- softmax(r[0..n)).
-void Softmax(float* r, int64_t n) {
-  const float mx = *std::max_element(r, r + n);
-  float sum = 0.f;
-  for (int64_t j = 0; j < n; ++j) sum += (r[j] = std::exp(r[j] - mx));
-  const float inv = 1.f / sum;
-  for (int64_t j = 0; j < n; ++j) r[j] *= inv;
 }
 
 constexpr int64_t kGemmMinQ = 16;  // new tokens from which a request takes the GEMM path
@@ -85,6 +81,32 @@ int RequestHead(sglms::SgemmFn sgemm, const float* q, const float* K, const floa
     if (sgemm('N', 'N', rows, D, cols, 1.f, scores, cols, values, D, 0.f, ob, ld) != 0) return SGLMS_ERR_BAD_ARGS;
   }
   return 0;
+}
+
+// Portable per-token item: query heads of KV heads k0 .. k1 - 1 of token row qt over keys 0 .. n - 1
+// (pool slots row[...]), written into the token's output row ot. scores: (k1 - k0) * group * n floats.
+SGLMS_SIMD_CLONES
+void TokenHeads(const float* qt, const float* K, const float* V, const int32_t* row, int64_t n, int64_t Hkv,
+                int64_t k0, int64_t k1, int64_t group, int64_t D, float scale, float* scores, float* ot) {
+  const int64_t h0 = k0 * group, heads = (k1 - k0) * group;
+  for (int64_t j = 0; j < n; ++j) {
+    if (j + 1 < n) Prefetch(K + (row[j + 1] * Hkv + k0) * D, (k1 - k0) * D);
+    const float* kr = K + row[j] * Hkv * D;
+    for (int64_t h = h0; h < h0 + heads; ++h) scores[(h - h0) * n + j] = Dot(qt + h * D, kr + (h / group) * D, D) * scale;
+  }
+  for (int64_t h = 0; h < heads; ++h) Softmax(scores + h * n, n);
+  std::fill(ot + h0 * D, ot + (h0 + heads) * D, 0.f);
+  for (int64_t j = 0; j < n; ++j) {
+    if (j + 1 < n) Prefetch(V + (row[j + 1] * Hkv + k0) * D, (k1 - k0) * D);
+    const float* vr = V + row[j] * Hkv * D;
+    for (int64_t h = h0; h < h0 + heads; ++h) {
+      const float p = scores[(h - h0) * n + j];
+      const float* vv = vr + (h / group) * D;
+      float* o = ot + h * D;
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) o[d] += p * vv[d];
+    }
+  }
 }
 
 }  // namespace
@@ -154,34 +176,23 @@ extern "C" int PagedAttention(int nparam, void** params, int* ndims, int64_t** s
   const int64_t want = 4 * omp_get_max_threads();
   const int64_t per_token = std::min(Hkv, std::max<int64_t>(1, (want + tokens - 1) / tokens));
   const int64_t block = (Hkv + per_token - 1) / per_token, blocks = (Hkv + block - 1) / block;
+  const bool simd = sglms::DecodeHeadsAvailable(D);  // AVX-512 registers, else the portable loop
 #pragma omp parallel
   {
-    std::vector<float> scores(block * group * S);
+    std::vector<float> scores(std::max<int64_t>(block * group, 2) * S);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < tokens * blocks; ++item) {
       const Work& w = work[item / blocks];
-      const int64_t k0 = (item % blocks) * block, k1 = std::min(Hkv, k0 + block), h0 = k0 * group;
-      const int64_t heads = (k1 - k0) * group, n = w.pos + 1;
+      const int64_t k0 = (item % blocks) * block, k1 = std::min(Hkv, k0 + block);
+      const int64_t n = w.pos + 1;
       const int32_t* row = slots + w.req * S;
       const float* qt = q + w.token * Hq * D;
-      for (int64_t j = 0; j < n; ++j) {
-        if (j + 1 < n) Prefetch(K + (row[j + 1] * Hkv + k0) * D, (k1 - k0) * D);
-        const float* kr = K + row[j] * Hkv * D;
-        for (int64_t h = h0; h < h0 + heads; ++h) scores[(h - h0) * n + j] = Dot(qt + h * D, kr + (h / group) * D, D) * scale;
-      }
-      for (int64_t h = 0; h < heads; ++h) Softmax(scores.data() + h * n, n);
       float* ot = out + w.token * Hq * D;
-      std::fill(ot + h0 * D, ot + (h0 + heads) * D, 0.f);
-      for (int64_t j = 0; j < n; ++j) {
-        if (j + 1 < n) Prefetch(V + (row[j + 1] * Hkv + k0) * D, (k1 - k0) * D);
-        const float* vr = V + row[j] * Hkv * D;
-        for (int64_t h = h0; h < h0 + heads; ++h) {
-          const float p = scores[(h - h0) * n + j];
-          const float* vv = vr + (h / group) * D;
-          float* o = ot + h * D;
-#pragma omp simd
-          for (int64_t d = 0; d < D; ++d) o[d] += p * vv[d];
-        }
+      if (simd) {
+        for (int64_t g = k0; g < k1; ++g)
+          sglms::DecodeHeads(qt, K, V, row, n, Hkv, g, g * group, group, D, scale, scores.data(), ot);
+      } else {
+        TokenHeads(qt, K, V, row, n, Hkv, k0, k1, group, D, scale, scores.data(), ot);
       }
     }
   }
