@@ -175,6 +175,20 @@ def check_attention_against_numpy(hq, hkv, d, seq_lens, q_lens):
     return step
 
 
+# widths around the 16-float vectors (masked tails), gates over float's whole exp range and past it
+@pytest.mark.parametrize("t,i", [(1, 1), (3, 17), (2, 3072)])
+def test_silu_mul(kernel_mode, t, i):
+    rng = np.random.default_rng(4)
+    gate = (rng.standard_normal((t, i)) * 8).astype(np.float32)
+    gate.flat[:6] = [0.0, -90.0, 90.0, -200.0, 200.0, 1e-30][: gate.size]
+    up = rng.standard_normal((t, i)).astype(np.float32)
+    got = kernels.silu_mul(ms.Tensor(np.concatenate([gate, up], 1))).asnumpy()
+    g = gate.astype(np.float64)
+    with np.errstate(over="ignore"):
+        ref = g / (1 + np.exp(-g)) * up
+    np.testing.assert_allclose(got, ref, rtol=2e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("shape", [(1, 7), (5, 3, 33), (2, 128)])
 def test_rms_norm(kernel_mode, shape):
     rng = np.random.default_rng(2)

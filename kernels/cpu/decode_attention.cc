@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "row_ops.h"
 #include "sglms_kernel_abi.h"
+#include "vec_math.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sglms_kernel_abi.h"
+#include "vec_math.h"
 
 extern "C" int MoeSwiGLU(int nparam, void** params, int* ndims, int64_t** shapes, const char** dtypes,
                          void* /*stream*/, void* /*extra*/) {
@@ -47,7 +48,7 @@ extern "C" int MoeSwiGLU(int nparam, void** params, int* ndims, int64_t** shapes
 #pragma omp simd
           for (int64_t n = 0; n < I2; ++n) h[n] += a * row[n];
         }
-        for (int64_t n = 0; n < I; ++n) act[n] = h[n] / (1.f + std::exp(-h[n])) * h[n + I];
+        sglms::SiluMulRow(h.data(), h.data() + I, act.data(), I);
         const float scale = w[t * K + j];
         const float* d = down + e * I * H;
         for (int64_t n = 0; n < I; ++n) {

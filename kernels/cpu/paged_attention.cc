@@ -25,9 +25,9 @@
 
 #include "decode_attention.h"
 #include "onednn.h"
-#include "row_ops.h"
 #include "sglms_kernel_abi.h"
 #include "simd.h"
+#include "vec_math.h"
 
 namespace {
 

@@ -1,7 +1,6 @@
 // One row of the elementwise kernels, shared by the plain and the fused ops, so a fused op
 // computes exactly what the ops it replaces compute.
 #pragma once
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -17,15 +16,6 @@ inline void RmsNormRow(const float* x, const float* w, float eps, int64_t D, flo
   const float inv = 1.f / std::sqrt(ss / static_cast<float>(D) + eps);
 #pragma omp simd
   for (int64_t i = 0; i < D; ++i) out[i] = x[i] * inv * w[i];
-}
-
-// In place: r[0..n) <- softmax(r[0..n)).
-inline void Softmax(float* r, int64_t n) {
-  const float mx = *std::max_element(r, r + n);
-  float sum = 0.f;
-  for (int64_t j = 0; j < n; ++j) sum += (r[j] = std::exp(r[j] - mx));
-  const float inv = 1.f / sum;
-  for (int64_t j = 0; j < n; ++j) r[j] *= inv;
 }
 
 // NeoX half-rotation of one head (D = 2 * half) by cos/sin c, s of its position; out may be x.

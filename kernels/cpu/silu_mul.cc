@@ -1,10 +1,10 @@
 // SwiGLU activation on a packed gate|up projection: out = silu(gate) * up.
 // params: [x (T, 2I) f32, out (T, I) f32]
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 
 #include "sglms_kernel_abi.h"
+#include "vec_math.h"
 
 extern "C" int SiluMul(int nparam, void** params, int* ndims, int64_t** shapes, const char** dtypes,
                        void* /*stream*/, void* /*extra*/) {
@@ -16,9 +16,7 @@ extern "C" int SiluMul(int nparam, void** params, int* ndims, int64_t** shapes, 
 #pragma omp parallel for if (T * I > (1 << 16))
   for (int64_t t = 0; t < T; ++t) {
     const float* g = x + t * 2 * I;
-    const float* u = g + I;
-    float* o = out + t * I;
-    for (int64_t i = 0; i < I; ++i) o[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
+    sglms::SiluMulRow(g, g + I, out + t * I, I);
   }
   return 0;
 }
