@@ -403,3 +403,15 @@ def test_matmul_nt_every_path(need_custom, gemm_path, path, m, k, n):
     w = rng.standard_normal((n, k)).astype(np.float32)
     got = kernels.matmul_nt(ms.Tensor(x), ms.Tensor(w)).asnumpy()
     np.testing.assert_allclose(got, x.astype(np.float64) @ w.T.astype(np.float64), rtol=1e-4, atol=1e-4)
+
+
+def test_probe_attention_runs_and_its_paths_agree(need_custom):
+    """benchmarks/probe_attention.py (README quotes it) on a small step: both decode paths, same output."""
+    import subprocess
+    import sys
+
+    probe = Path(__file__).parent.parent / "benchmarks" / "probe_attention.py"
+    out = subprocess.run([sys.executable, str(probe), "--lib", str(kernels.library_path()), "--batch", "3",
+                          "--keys", "20", "--repeats", "1"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "paths agree" in out.stdout and "avx512" in out.stdout and "portable" in out.stdout
