@@ -352,9 +352,10 @@ def print_table(results, args, bw, flops, params) -> None:
         if graph and graph["compiles"] is not None:
             per = "engine" if impl == "mindspore" else f"{len(args.batches)} runners, one per batch size"
             rounds = graph.get("rounds", 1)
-            print(f"  graph mode [{impl}]: {graph['compiles']} graph(s) compiled in {graph['seconds']} s "
-                  f"(target < 5 s per graph), then {graph['steps']} steps without a recompile ({per}; "
-                  f"{rounds} round(s), one process each)")
+            each = graph["seconds"] / graph["compiles"] if graph["compiles"] else 0.0
+            print(f"  graph mode [{impl}]: {graph['compiles']} graph(s) compiled in {graph['seconds']} s, "
+                  f"{each:.2f} s per graph (target < 5 s), then {graph['steps']} steps without a recompile "
+                  f"({per}; {rounds} round(s), one process each)")
         if graph and graph.get("model_share"):
             shares = ", ".join(f"batch {b}: {100 * s:.0f}%" for b, s in sorted(graph["model_share"].items(), key=lambda x: int(x[0])))
             print(f"  engine decode step = model forward + SGLang's own work; the forward's median share: {shares}")
