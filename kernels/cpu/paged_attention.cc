@@ -14,7 +14,8 @@
 //
 // Two paths: a request with at least kGemmMinQ new tokens (prefill, long extends) gathers its
 // keys and values per KV head and runs scores and outputs as oneDNN GEMMs over blocks of its
-// queries (onednn.h); every other query token (decode, short extends) takes a per-head loop.
+// queries (onednn.h); every other query token (decode, short extends) takes a per-token loop over
+// its KV heads, in AVX-512 registers where the CPU and head dim allow (decode_attention.h).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
