@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "sglms_kernel_abi.h"
+#include "simd.h"
 #include "vec_math.h"
 
 #if defined(__x86_64__)
@@ -90,8 +90,7 @@ int DvIndex(int64_t D) {
 }  // namespace
 
 bool DecodeHeadsAvailable(int64_t D) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  return avx512 && decode_simd_on && DvIndex(D) >= 0;
+  return CpuHasAvx512() && decode_simd_on && DvIndex(D) >= 0;
 }
 
 void DecodeHeads(const float* qt, const float* K, const float* V, const int32_t* row, int64_t n, int64_t Hkv,

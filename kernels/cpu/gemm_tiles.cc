@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "simd.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -92,10 +94,7 @@ const TileTable& Tiles() {
 
 }  // namespace
 
-bool TileGemmAvailable() {
-  static const bool ok = __builtin_cpu_supports("avx512f");
-  return ok;
-}
+bool TileGemmAvailable() { return CpuHasAvx512(); }
 
 void TileGemmNT(const float* x, const float* w, float* y, int64_t M, int64_t K, int64_t N, int64_t n0, int64_t n1) {
   const TileTable& t = Tiles();

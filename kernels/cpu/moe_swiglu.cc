@@ -6,7 +6,6 @@
 // params: [x (T, H) f32, weights (T, k) f32, ids (T, k) i32, gate_up (E, H, 2I) f32,
 //          down (E, I, H) f32, out (T, H) f32]
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>

@@ -17,7 +17,6 @@
 // queries (onednn.h); every other query token (decode, short extends) takes a per-token loop over
 // its KV heads, in AVX-512 registers where the CPU and head dim allow (decode_attention.h).
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>

@@ -1,4 +1,4 @@
-// Compile-time SIMD helpers shared by the kernels.
+// SIMD helpers shared by the kernels.
 #pragma once
 
 // x86-64: a function marked SGLMS_SIMD_CLONES gets an AVX2/FMA clone picked at load time next to
@@ -9,3 +9,17 @@
 #else
 #define SGLMS_SIMD_CLONES
 #endif
+
+namespace sglms {
+
+// True when this CPU runs AVX-512F code (asked once; always false off x86-64).
+inline bool CpuHasAvx512() {
+#if defined(__x86_64__)
+  static const bool ok = __builtin_cpu_supports("avx512f");
+  return ok;
+#else
+  return false;
+#endif
+}
+
+}  // namespace sglms

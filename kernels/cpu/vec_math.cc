@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "simd.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -42,51 +44,41 @@ __attribute__((target("avx512f"))) inline __m512 Exp(__m512 x) {
   return _mm512_scalef_ps(p, k);
 }
 
+// Lanes of the 16-float vector at i that fall inside [0, n): all of them but in a row's tail.
+inline __mmask16 Lanes(int64_t i, int64_t n) {
+  return n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1);
+}
+
 __attribute__((target("avx512f"))) void SoftmaxAvx512(float* r, int64_t n) {
-  const int64_t full = n / 16 * 16;
-  const __mmask16 tail = static_cast<__mmask16>((1u << (n - full)) - 1);
   __m512 mx = _mm512_set1_ps(-INFINITY);
-  for (int64_t j = 0; j < full; j += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(r + j));
-  if (tail) mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, r + full));
-  const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
-  __m512 sum = _mm512_setzero_ps();
-  for (int64_t j = 0; j < full; j += 16) {
-    const __m512 e = Exp(_mm512_sub_ps(_mm512_loadu_ps(r + j), m));
-    _mm512_storeu_ps(r + j, e);
-    sum = _mm512_add_ps(sum, e);
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 m = Lanes(j, n);
+    mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, r + j));
   }
-  if (tail) {
-    const __m512 e = Exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, r + full), m));
-    _mm512_mask_storeu_ps(r + full, tail, e);
-    sum = _mm512_mask_add_ps(sum, tail, sum, e);
+  const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 m = Lanes(j, n);
+    const __m512 e = Exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, r + j), top));
+    _mm512_mask_storeu_ps(r + j, m, e);
+    sum = _mm512_mask_add_ps(sum, m, sum, e);
   }
   const __m512 inv = _mm512_set1_ps(1.f / _mm512_reduce_add_ps(sum));
-  for (int64_t j = 0; j < full; j += 16) _mm512_storeu_ps(r + j, _mm512_mul_ps(_mm512_loadu_ps(r + j), inv));
-  if (tail) _mm512_mask_storeu_ps(r + full, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, r + full), inv));
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 m = Lanes(j, n);
+    _mm512_mask_storeu_ps(r + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, r + j), inv));
+  }
 }
 
 __attribute__((target("avx512f"))) void SiluMulAvx512(const float* g, const float* u, float* o, int64_t n) {
-  const __m512 one = _mm512_set1_ps(1.f);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m512 gv = _mm512_loadu_ps(g + i);
-    const __m512 s = _mm512_div_ps(gv, _mm512_add_ps(one, Exp(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
-    _mm512_storeu_ps(o + i, _mm512_mul_ps(s, _mm512_loadu_ps(u + i)));
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = Lanes(i, n);
+    const __m512 gv = _mm512_maskz_loadu_ps(m, g + i);
+    const __m512 s = _mm512_div_ps(gv, _mm512_add_ps(_mm512_set1_ps(1.f), Exp(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
+    _mm512_mask_storeu_ps(o + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, u + i)));
   }
-  if (i < n) {
-    const __mmask16 tail = static_cast<__mmask16>((1u << (n - i)) - 1);
-    const __m512 gv = _mm512_maskz_loadu_ps(tail, g + i);
-    const __m512 s = _mm512_div_ps(gv, _mm512_add_ps(one, Exp(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
-    _mm512_mask_storeu_ps(o + i, tail, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(tail, u + i)));
-  }
-}
-
-bool HasAvx512() {
-  static const bool ok = __builtin_cpu_supports("avx512f");
-  return ok;
 }
 #else
-bool HasAvx512() { return false; }
 void SoftmaxAvx512(float*, int64_t) {}
 void SiluMulAvx512(const float*, const float*, float*, int64_t) {}
 #endif
@@ -95,12 +87,12 @@ void SiluMulAvx512(const float*, const float*, float*, int64_t) {}
 
 void Softmax(float* r, int64_t n) {
   if (n <= 0) return;
-  if (HasAvx512()) return SoftmaxAvx512(r, n);
+  if (CpuHasAvx512()) return SoftmaxAvx512(r, n);
   SoftmaxScalar(r, n);
 }
 
 void SiluMulRow(const float* g, const float* u, float* o, int64_t n) {
-  if (HasAvx512()) return SiluMulAvx512(g, u, o, n);
+  if (CpuHasAvx512()) return SiluMulAvx512(g, u, o, n);
   SiluMulScalar(g, u, o, n);
 }
 
