@@ -97,10 +97,13 @@ class EngineBench:
                                  dtype="float32", disable_cuda_graph=True, disable_radix_cache=True,
                                  max_total_tokens=max_total_tokens, log_level="error", skip_tokenizer_init=True)
 
+    def generate(self, ids, new_tokens: int, stream: bool = False):
+        return self.engine.generate(input_ids=ids, stream=stream, sampling_params={
+            "temperature": 0, "max_new_tokens": new_tokens, "ignore_eos": True})
+
     def timed(self, ids, new_tokens: int) -> float:
         t = time.perf_counter()
-        self.engine.generate(input_ids=ids, sampling_params={"temperature": 0, "max_new_tokens": new_tokens,
-                                                              "ignore_eos": True})
+        self.generate(ids, new_tokens)
         return time.perf_counter() - t
 
     def graph(self) -> dict | None:
@@ -121,10 +124,8 @@ class EngineBench:
         return {batch: sorted(s)[len(s) // 2] for batch, s in shares.items()}  # median
 
     def decode_rate(self, ids, new_tokens: int) -> float:
-        chunks = self.engine.generate(input_ids=ids, stream=True,
-                                      sampling_params={"temperature": 0, "max_new_tokens": new_tokens, "ignore_eos": True})
         arrivals = DecodeClock(len(ids))
-        for chunk in chunks:
+        for chunk in self.generate(ids, new_tokens, stream=True):
             arrivals.saw(chunk["index"], chunk["meta_info"]["completion_tokens"])
         return arrivals.rate(new_tokens)
 
@@ -163,33 +164,35 @@ class HFBench:
         self.torch = torch
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
 
+    def generate(self, x, new_tokens: int, streamer=None) -> None:
+        with self.torch.no_grad():
+            self.model.generate(x, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                                streamer=streamer)
+
     def timed(self, ids, new_tokens: int) -> float:
         x = self.torch.tensor(ids)
         t = time.perf_counter()
-        with self.torch.no_grad():
-            self.model.generate(x, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
+        self.generate(x, new_tokens)
         return time.perf_counter() - t
 
     def decode_rate(self, ids, new_tokens: int) -> float:
         from transformers.generation.streamers import BaseStreamer
 
-        arrivals, batch = DecodeClock(len(ids)), len(ids)
+        arrivals = DecodeClock(len(ids))
 
         class Clock(BaseStreamer):
-            calls = 0
+            puts = 0
 
             def put(self, value):  # first call: the prompt; then one call per step with [batch] new ids
-                Clock.calls += 1
-                if Clock.calls > 1:
-                    for i in range(batch):
-                        arrivals.saw(i, Clock.calls - 1)
+                if self.puts:
+                    for i in range(len(ids)):
+                        arrivals.saw(i, self.puts)
+                self.puts += 1
 
             def end(self):
                 pass
 
-        with self.torch.no_grad():
-            self.model.generate(self.torch.tensor(ids), max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                do_sample=False, streamer=Clock())
+        self.generate(self.torch.tensor(ids), new_tokens, streamer=Clock())
         return arrivals.rate(new_tokens)
 
     def close(self):
