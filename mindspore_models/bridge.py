@@ -19,8 +19,13 @@ def to_ms(t: torch.Tensor | None) -> ms.Tensor | None:
 
 
 def copy_to_ms(t: torch.Tensor) -> ms.Tensor:
-    """A MindSpore-owned copy, for small per-step tensors (indices, positions, masks)."""
-    return ms.Tensor(t.detach().cpu().contiguous().numpy())
+    """A MindSpore-owned copy, for small per-step tensors (indices, positions, masks). numpy has no
+    bfloat16, so a bf16 tensor crosses as float32 (exact: every bf16 value is a float32 value) and
+    MindSpore stores it back in bf16."""
+    t = t.detach().cpu().contiguous()
+    if t.dtype == torch.bfloat16:
+        return ms.Tensor(t.float().numpy(), dtype=ms.bfloat16)
+    return ms.Tensor(t.numpy())
 
 
 def copy_int32_to_ms(t: torch.Tensor) -> ms.Tensor:

@@ -24,6 +24,17 @@ import mindspore as ms
 SUPPORTED = ("cpu", "npu")
 _device: str | None = None
 
+# Which Ascend kernels MindSpore picks: sgl-mindspore's models set these before they build
+# (5ee7f2f models/qwen3.py, llama.py, qwen3_moe.py, deepseekv3.py), vllm-mindspore in utils.py.
+# Its attention conventions (attention/conventions.py) assume the kernels this environment selects.
+ASCEND_KERNEL_ENV = {
+    "MS_INTERNAL_DISABLE_CUSTOM_KERNEL_LIST": "FlashAttentionScore,PagedAttention",
+    "MS_DISABLE_INTERNAL_KERNELS_LIST": "RmsNorm",
+}
+# What SGLang's runner sets before any MindSpore model is built (model_executor/mindspore_runner.py,
+# init_ms_distributed); the standalone runner and npu_smoke set the same.
+ASCEND_CONTEXT = {"infer_boost": "on", "jit_level": "O0"}
+
 
 def init(device: str) -> str:
     """Select the MindSpore backend once per process; later calls must agree."""
@@ -43,9 +54,20 @@ def init(device: str) -> str:
         ms.runtime.launch_blocking()
         bind_rank_threads()
     else:  # NPU: not exercised on the CI machines
+        set_ascend_kernel_env()
         _use_ascend_device()
     _device = device
     return device
+
+
+def set_ascend_kernel_env() -> dict[str, str]:
+    """Sets ASCEND_KERNEL_ENV where the user has not; returns the values in force. A value the user
+    chose differently is kept, with a warning: the attention conventions assume the anchors' one."""
+    for name, value in ASCEND_KERNEL_ENV.items():
+        current = os.environ.setdefault(name, value)
+        if current != value:
+            logging.getLogger(__name__).warning("%s=%r kept; sgl-mindspore runs with %r", name, current, value)
+    return {name: os.environ[name] for name in ASCEND_KERNEL_ENV}
 
 
 def _use_ascend_device() -> None:
@@ -59,6 +81,7 @@ def _use_ascend_device() -> None:
         if target != "Ascend":
             raise RuntimeError(f"MindSpore is already set to device {target}, not Ascend")
         return
+    ms.set_context(**ASCEND_CONTEXT)
     ms.set_device("Ascend", int(os.environ.get("DEVICE_ID", "0")))
 
 

@@ -115,21 +115,28 @@ def scenario_paged(ops, page, dtype, q_lens, kv_lens, pass_q_lens=True):
         write(ops, pool, k, v, pool.slots(tables[-1], 0, n_kv))
         queries.append(rand(n_q, H, D, dtype=dtype, seed=30 + b))
         expected.append(naive_attention(queries[-1], k, v, SCALE, n_kv))
-    mask = None if max(q_lens) == 1 else conventions.paged_lookahead_mask(q_lens, kv_lens, dtype)
-    out = ops.paged_attention(bridge.to_ms(torch.cat(queries)), bridge.to_ms(pool.k), bridge.to_ms(pool.v),
+    mask = conventions.paged_mask(positions_of(q_lens, kv_lens), q_lens, kv_lens, dtype)
+    out = ops.paged_attention(bridge.to_ms(torch.cat(queries).flatten(1)), bridge.to_ms(pool.k), bridge.to_ms(pool.v),
                               bridge.to_ms(pool.table(tables)), bridge.to_ms(i32(kv_lens)),
                               bridge.to_ms(i32(q_lens)) if pass_q_lens else None, bridge.to_ms(mask))
-    close(out, np.concatenate(expected), dtype)
+    close(out, np.concatenate(expected).reshape(sum(q_lens), -1), dtype)
+
+
+def positions_of(q_lens, kv_lens):
+    """Each new token's position: the last q of kv per request."""
+    return torch.cat([torch.arange(kv - q, kv) for q, kv in zip(q_lens, kv_lens)])
 
 
 def scenario_flash(ops, dtype, lens):
     n = sum(lens)
     q, k, v = rand(n, H, D, dtype=dtype), rand(n, HKV, D, dtype=dtype, seed=1), rand(n, HKV, D, dtype=dtype, seed=2)
-    ends = conventions.cumulative(lens)
-    out = ops.flash_attention(bridge.to_ms(q), bridge.to_ms(k), bridge.to_ms(v), ends, ends)
+    out = ops.flash_attention(bridge.to_ms(q.flatten(1)), bridge.to_ms(k.flatten(1)), bridge.to_ms(v.flatten(1)),
+                              bridge.copy_to_ms(conventions.prefill_mask(dtype)), bridge.to_ms(i32(lens)),
+                              bridge.to_ms(i32(lens)))
+    ends = np.cumsum(lens).tolist()
     starts = [0] + ends[:-1]
     expected = [naive_attention(q[a:b], k[a:b], v[a:b], SCALE, b - a) for a, b in zip(starts, ends)]
-    close(out, np.concatenate(expected), dtype)
+    close(out, np.concatenate(expected).reshape(n, -1), dtype)
 
 
 def mla_request(ops, pool, rope_cache, b, n_kv):
@@ -243,12 +250,13 @@ def base_call(op):
                         value_cache=cache.clone(), slot_mapping=i32([0, 17, 33]))
     if op == "paged_attention":
         cache = rand(4, 16, HKV, D)
-        return {}, dict(query=rand(4, H, D), key_cache=cache, value_cache=cache.clone(),
+        return {}, dict(query=rand(4, H * D), key_cache=cache, value_cache=cache.clone(),
                         block_tables=i32([[0, 1], [2, 3]]), context_lens=i32([20, 3]), q_seq_lens=i32([3, 1]),
-                        attn_mask=conventions.paged_lookahead_mask([3, 1], [20, 3], F16))
+                        attn_mask=conventions.paged_mask(i32([17, 18, 19, 2]), [3, 1], [20, 3], F16))
     if op == "flash_attention":
-        return {}, dict(query=rand(7, H, D), key=rand(7, HKV, D), value=rand(7, HKV, D, seed=1),
-                        actual_seq_qlen=[3, 7], actual_seq_kvlen=[3, 7])
+        return {}, dict(query=rand(7, H * D), key=rand(7, HKV * D), value=rand(7, HKV * D, seed=1),
+                        attn_mask=conventions.prefill_mask(F16), actual_seq_qlen=i32([3, 4]),
+                        actual_seq_kvlen=i32([3, 4]))
     return dict(head_num=MLA_H, kv_head_num=1), dict(
         query=rand(2, MLA_H, LATENT), q_rope=rand(2, MLA_H, ROPE), kv_cache=rand(3, 16, 1, LATENT),
         k_rope=rand(3, 16, 1, ROPE), block_tables=i32([[0, 1], [2, 0]]), context_lens=i32([20, 5]),
@@ -312,36 +320,49 @@ VIOLATIONS = [
     ("paged_attention", "block_size 8", put(key_cache=rand(8, 8, HKV, D), value_cache=rand(8, 8, HKV, D)),
      "block_size % 16 == 0", False),
     ("paged_attention", "head_size 272",
-     put(query=rand(4, H, 272), key_cache=rand(4, 16, HKV, 272), value_cache=rand(4, 16, HKV, 272)),
+     put(query=rand(4, H * 272), key_cache=rand(4, 16, HKV, 272), value_cache=rand(4, 16, HKV, 272)),
      "head_size <= 256", False),
     ("paged_attention", "block 128 x head 256",
-     put(query=rand(4, H, 256), key_cache=rand(4, 128, HKV, 256), value_cache=rand(4, 128, HKV, 256)),
+     put(query=rand(4, H * 256), key_cache=rand(4, 128, HKV, 256), value_cache=rand(4, 128, HKV, 256)),
      "block_size * head_size <= 16384", False),
     ("paged_attention", "kv heads do not divide",
      both(provider(kv_head_num=4), put(key_cache=rand(4, 16, 4, D), value_cache=rand(4, 16, 4, D))),
      "kv_head_num divides head_num", False),
-    ("paged_attention", "head_num != query heads", provider(head_num=2 * H), "query heads == head_num", False),
+    ("paged_attention", "head_num != query heads", provider(head_num=2 * H), "query must be 2-D [tokens, head_num",
+     False),
     ("paged_attention", "cumulative q_seq_lens", put(q_seq_lens=i32([3, 4])), "per-request counts summing", False),
-    ("paged_attention", "no mask with q_seq_len > 1", put(attn_mask=None), "attn_mask required", False),
-    ("paged_attention", "mask hides nothing", put(attn_mask=torch.zeros(4, 20, dtype=F16)),
-     "attn_mask must hide exactly the future tokens", False),
+    ("paged_attention", "no mask", put(attn_mask=None), "attn_mask is given", False),
+    ("paged_attention", "mask hides nothing", put(attn_mask=torch.zeros(4, 8192, dtype=F16)),
+     "0 up to each token's position, DECODE_MASK_VALUE after it", False),
+    ("paged_attention", "bf16 mask of 1.0 (FlashAttention's bf16 value)",
+     both(cast("query", *KV, dtype=BF16), put(attn_mask=(conventions.paged_mask(
+         i32([17, 18, 19, 2]), [3, 1], [20, 3], F16) != 0).to(BF16))),
+     "0 up to each token's position, DECODE_MASK_VALUE after it", False),
+    ("paged_attention", "mask narrower than the context", put(attn_mask=torch.zeros(4, 19, dtype=F16)),
+     "attn_mask is [tokens, >= max(context_lens)]", False),
     ("paged_attention", "context_lens one short", put(context_lens=i32([20])),
      "block_tables has one row per request", False),
-    ("paged_attention", "2-D query", reshape("query", 4, H * D), "query must be 3-D", False),
-    ("flash_attention", "D = 20", put(query=rand(7, H, 20), key=rand(7, HKV, 20), value=rand(7, HKV, 20)),
+    ("paged_attention", "3-D query", reshape("query", 4, H, D), "query must be 2-D", False),
+    ("flash_attention", "D = 20", put(query=rand(7, H * 20), key=rand(7, HKV * 20), value=rand(7, HKV * 20)),
      "D % 16 == 0", False),
     ("flash_attention", "fp32", cast("query", "key", "value", dtype=F32), "query must be float16 or bfloat16", False),
-    ("flash_attention", "per-request lengths", put(actual_seq_qlen=[3, 4], actual_seq_kvlen=[3, 4]),
-     "must end at the token count (cumulative, TND)", False),
-    ("flash_attention", "decreasing per-request lengths", put(actual_seq_qlen=[5, 2], actual_seq_kvlen=[5, 2]),
-     "must be cumulative and strictly increasing", False),
-    ("flash_attention", "lengths as a tensor",
-     put(actual_seq_qlen=torch.tensor([3, 7]), actual_seq_kvlen=torch.tensor([3, 7])),
-     "must be a host list of int", False),
-    ("flash_attention", "2-D query", reshape("query", 7, H * D), "query must be 3-D", True),
-    ("flash_attention", "kv heads do not divide", put(key=rand(7, 4, D), value=rand(7, 4, D)),
-     "key heads (N2) divide query heads (N1)", False),
-    ("flash_attention", "query longer than kv", put(actual_seq_kvlen=[2, 7]), "S1 <= S2", False),
+    ("flash_attention", "cumulative lengths (TND)", put(actual_seq_qlen=i32([3, 7]), actual_seq_kvlen=i32([3, 7])),
+     "per-request lengths summing to the token count (TH, not cumulative)", False),
+    ("flash_attention", "empty request", put(actual_seq_qlen=i32([0, 7]), actual_seq_kvlen=i32([0, 7])),
+     "per-request lengths >= 1", False),
+    ("flash_attention", "lengths as host lists", put(actual_seq_qlen=[3, 4], actual_seq_kvlen=[3, 4]),
+     "must be a tensor", False),
+    ("flash_attention", "int64 lengths", put(actual_seq_qlen=torch.tensor([3, 4]), actual_seq_kvlen=torch.tensor([3, 4])),
+     "actual_seq_qlen must be int32", False),
+    ("flash_attention", "3-D query (TND)", reshape("query", 7, H, D), "query must be 2-D", False),
+    ("flash_attention", "key width", put(key=rand(7, 4 * D), value=rand(7, 4 * D)),
+     "key width is kv_head_num * head_dim", False),
+    ("flash_attention", "keys longer than queries", put(actual_seq_kvlen=i32([4, 3])), "S1 == S2", False),
+    ("flash_attention", "TND's uint8 2048x2048 mask", put(attn_mask=torch.ones(2048, 2048, dtype=torch.uint8).triu(1)),
+     "attn_mask dtype == query dtype", False),
+    ("flash_attention", "bf16 with fp16's -10000 mask",
+     both(cast("query", "key", "value", dtype=BF16), put(attn_mask=conventions.prefill_mask(F16).to(BF16))),
+     "attn_mask is GLUE's [128, 128] prefill mask", False),
     ("mla", "latent 256", put(query=rand(2, MLA_H, 256), kv_cache=rand(3, 16, 1, 256)),
      "MLA query is [T, H, 512]", True),
     ("mla", "rope 32", put(q_rope=rand(2, MLA_H, 32), k_rope=rand(3, 16, 1, 32)), "MLA q_rope is [T, H, 64]", True),

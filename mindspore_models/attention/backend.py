@@ -1,18 +1,39 @@
 """The attention/KV backend interface. One backend is chosen per model by the device switch
 (`device.attention_backend(pool)`); layers never name a device.
 
-A backend is built once over SGLang's KV pool (`pool.KVPool`) and provides:
-- `attention(spec) -> nn.Cell`: one layer's attention (`layers.attention.AttentionSpec`), called
-  as (q, k, v, step) -> [T, Hq*Dv], or for MLA (q, entry, step) -> [T, H*L]; it writes this
-  step's K/V rows into the pool, then attends;
-- `prepare(plan) -> step`: its per-step inputs from the host-side `plan.StepPlan`. The model
-  passes the step to every layer as an explicit `construct` argument;
-- `compiles`: True when the whole forward can run as one compiled MindSpore graph on this
-  backend; its step is then a tuple of tensors and `step_signature()` describes it.
+`AttentionBackend` declares what every backend provides (`cpu.CpuBackend`, `ascend.AscendBackend`).
+`EagerAttention` is a helper for backends whose attention is Python methods (PyNative only).
 """
 from __future__ import annotations
 
+from typing import Protocol
+
 from mindspore import nn
+
+from mindspore_models.attention.plan import StepPlan
+from mindspore_models.attention.pool import KVPool
+
+
+class AttentionBackend(Protocol):
+    pool: KVPool  # SGLang's KV pool, wrapped once when the backend is built
+    compiles: bool  # the whole forward may run as compiled MindSpore graphs on this backend
+    jit_level: str | None  # passed to mindspore.jit (None: MindSpore's default)
+
+    def attention(self, spec) -> nn.Cell:
+        """One layer's attention (`layers.attention.AttentionSpec`), called as (q, k, v, step) ->
+        [T, Hq*Dv], or for MLA (q, entry, step) -> [T, H*L]; it writes this step's K/V rows into
+        the pool, then attends."""
+
+    def prepare(self, plan: StepPlan, upstream: dict | None = None):
+        """The step: this backend's per-step inputs from the host-side plan (and, under SGLang,
+        what SGLang's MindSpore glue prepared). The model passes it to every layer as an explicit
+        `construct` argument."""
+
+    def split_step(self, step) -> tuple:
+        """(phase, graph inputs): one graph is compiled per phase; phase None when there is one."""
+
+    def step_signature(self, phase) -> tuple:
+        """Dynamic-shape declarations of the graph inputs of `split_step`, for `set_inputs`."""
 
 
 class EagerAttention(nn.Cell):

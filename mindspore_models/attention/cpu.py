@@ -83,7 +83,7 @@ GRAPH_KERNELS = ("KvCacheWrite", "PagedAttention", "RmsNorm", "RopeNeox", "MatMu
 
 
 class CpuBackend:
-    name = "cpu"
+    jit_level = None  # MindSpore's default
 
     def __init__(self, pool: KVPool):
         self.pool = pool
@@ -103,11 +103,17 @@ class CpuBackend:
             return KernelAttention(*self.kv[spec.layer_id], spec)
         return EagerAttention(self, spec)
 
-    def step_signature(self) -> tuple:
+    @staticmethod
+    def split_step(step) -> tuple:
+        """(the graph phase, the step's graph inputs): one phase, one graph."""
+        return None, step
+
+    def step_signature(self, phase=None) -> tuple:
         """The compiled graph's step input: dynamic-shape tensors (one compile for every batch)."""
         return tuple(ms.Tensor(shape=[None] * (2 if i == 1 else 1), dtype=d) for i, d in enumerate(KERNEL_STEP))
 
-    def prepare(self, plan: StepPlan):
+    def prepare(self, plan: StepPlan, upstream: dict | None = None):
+        """`upstream` (what SGLang's glue prepared) is not used: the CPU kernels take their own layout."""
         if self.paged:
             i32 = bridge.copy_int32_to_ms
             return (bridge.copy_to_ms(plan.slots), i32(plan.token_table), i32(plan.seq_lens), i32(plan.q_starts),

@@ -7,8 +7,9 @@ documented result in torch on the host (fp16/bf16 upcast to fp32 as the NPU accu
 fp32, cast back), writing caches IN PLACE through DLPack so writes land in SGLang's torch
 pool, and (c) records the call so a test can replay it against the real MindSpore primitive.
 
-Sources: MindSpore 2.10.0 op docs and C++ inference (gen_ops_prim.py, Mla infer), CANN docs
-for FlashAttentionScore TND; see /work/shared/ASCEND.md.
+Sources: the layouts, lengths and masks of the code that has run on Ascend
+(`conventions.py` names each), MindSpore 2.10.0's C++ inference (gen_ops_prim.py, Mla infer) and
+op docs for the remaining constraints.
 """
 from __future__ import annotations
 
@@ -66,8 +67,8 @@ def _describe(x):
 # ---- tensor plumbing -------------------------------------------------------------------
 
 def as_torch(x) -> torch.Tensor:
-    """Zero-copy view of a MindSpore tensor (or the torch tensor itself)."""
-    if x is None or isinstance(x, torch.Tensor):
+    """Zero-copy view of a MindSpore tensor (the torch tensor itself; anything else as it is)."""
+    if x is None or isinstance(x, (torch.Tensor, list, tuple, int, float)):
         return x
     import mindspore as ms  # noqa: PLC0415 (only when MindSpore tensors are passed)
 
@@ -150,7 +151,7 @@ class ReferenceOps:
 
     # ReshapeAndCache ------------------------------------------------------------------
 
-    def reshape_and_cache(self, key, value, key_cache, value_cache, slot_mapping) -> None:
+    def reshape_and_cache(self, key, value, key_cache, value_cache, slot_mapping):
         self._record("reshape_and_cache", key=key, value=value, key_cache=key_cache,
                      value_cache=value_cache, slot_mapping=slot_mapping)
         k, kc, slots = as_torch(key), as_torch(key_cache), as_torch(slot_mapping)
@@ -161,6 +162,7 @@ class ReferenceOps:
             v, vc = as_torch(value), as_torch(value_cache)
             require(v.shape[0] == k.shape[0], "key and value have the same number of tokens")
             _write_cache(v, vc, slots, "value")
+        return key_cache  # as the primitive: its output orders later reads after the write
 
     # PagedAttention -------------------------------------------------------------------
 
@@ -171,8 +173,9 @@ class ReferenceOps:
                      q_seq_lens=q_seq_lens, attn_mask=attn_mask)
         q, kc, vc = as_torch(query), as_torch(key_cache), as_torch(value_cache)
         tables, ctx = as_torch(block_tables), as_torch(context_lens)
-        q_lens = self._check_paged(q, kc, vc, tables, ctx, as_torch(q_seq_lens))
-        self._check_lookahead(as_torch(attn_mask), q_lens, _lengths(ctx), q.dtype)
+        q = self._check_paged(q, kc, vc, tables, ctx)  # [T, H, D]
+        q_lens = self._query_lengths(q, ctx, as_torch(q_seq_lens))
+        _check_paged_mask(as_torch(attn_mask), q_lens, _lengths(ctx), q.dtype)
         outs, row = [], 0
         for b, (n_q, n_kv) in enumerate(zip(q_lens, _lengths(ctx))):
             pages = tables[b, :math.ceil(n_kv / kc.shape[1])]
@@ -180,18 +183,18 @@ class ReferenceOps:
             visible = conventions.causal_visible(n_q, n_kv)
             outs.append(_attend(q[row:row + n_q].float(), k, v, visible, self.scale_value))
             row += n_q
-        return _like(torch.cat(outs).to(q.dtype), query)  # [T, H, D]
+        return _like(torch.cat(outs).to(q.dtype).flatten(1), query)  # [T, H*D]
 
-    def _check_paged(self, q, kc, vc, tables, ctx, q_seq_lens) -> list[int]:
+    def _check_paged(self, q, kc, vc, tables, ctx) -> torch.Tensor:
         _check_cache("key_cache", kc)
         _check_cache("value_cache", vc)
         _check_16bit("query", q)
         _check_same_dtype("query, key_cache and value_cache", q, kc, vc)
         require(kc.shape == vc.shape, "key_cache and value_cache have the same shape")
-        require(q.dim() == 3, "query must be 3-D [tokens, heads, head_dim]", f"got {tuple(q.shape)}")
-        self._check_heads(q.shape[1], kc.shape[2])
         block_size, head_size = kc.shape[1], kc.shape[3]
-        require(q.shape[2] == head_size, "query and cache head_dim agree")
+        require(q.dim() == 2 and q.shape[1] == self.head_num * head_size,
+                "query must be 2-D [tokens, head_num*head_dim] (TH, as SGLMS passes it)", f"got {tuple(q.shape)}")
+        self._check_heads(self.head_num, kc.shape[2])
         require(head_size <= 256, "head_size <= 256", f"got {head_size}")
         require(block_size * head_size <= 16384, "block_size * head_size <= 16384",
                 f"{block_size} * {head_size}")
@@ -199,7 +202,7 @@ class ReferenceOps:
         require(bool((ctx >= 1).all()), "context_lens must be >= 1 (per request, incl. new tokens)")
         _check_block_table(tables, ctx, kc)
         require(tables.shape[0] == ctx.shape[0], "block_tables has one row per request (len(context_lens))")
-        return self._query_lengths(q, ctx, q_seq_lens)
+        return q.view(q.shape[0], self.head_num, head_size)
 
     def _check_heads(self, heads: int, kv_heads: int) -> None:
         require(heads == self.head_num, "query heads == head_num", f"{heads} vs {self.head_num}")
@@ -221,36 +224,26 @@ class ReferenceOps:
         require(all(1 <= n <= c for n, c in zip(q_lens, _lengths(ctx))), "1 <= q_seq_len <= context_len")
         return q_lens
 
-    @staticmethod
-    def _check_lookahead(mask, q_lens: list[int], kv_lens: list[int], dtype) -> None:
-        if max(q_lens) == 1:
-            require(mask is None, "attn_mask only with multi-token requests (q_seq_lens > 1)")
-            return
-        require(mask is not None, "attn_mask required when a request has q_seq_len > 1")
-        require(mask.dtype == dtype, "attn_mask dtype == query dtype", f"{mask.dtype} vs {dtype}")
-        want = conventions.paged_lookahead_mask(q_lens, kv_lens, dtype)  # [T, max ctx]
-        require(mask.shape == want.shape, "attn_mask is [tokens, max(context_lens)]",
-                f"got {tuple(mask.shape)}, want {tuple(want.shape)}")
-        require(bool(((mask != 0) == (want != 0)).all()), "attn_mask must hide exactly the future tokens")
+    # FlashAttentionScore (TH, per-request lengths, GLUE's 128x128 mask) -------------------
 
-    # FlashAttentionScore (TND) --------------------------------------------------------
-
-    def flash_attention(self, query, key, value, actual_seq_qlen, actual_seq_kvlen):
-        self._record("flash_attention", query=query, key=key, value=value,
+    def flash_attention(self, query, key, value, attn_mask, actual_seq_qlen, actual_seq_kvlen):
+        self._record("flash_attention", query=query, key=key, value=value, attn_mask=attn_mask,
                      actual_seq_qlen=actual_seq_qlen, actual_seq_kvlen=actual_seq_kvlen)
-        q, k, v = as_torch(query), as_torch(key), as_torch(value)
-        _check_flash_tensors(q, k, v, self.head_num)
-        q_ends = _check_cumulative("actual_seq_qlen", actual_seq_qlen, q.shape[0])
-        kv_ends = _check_cumulative("actual_seq_kvlen", actual_seq_kvlen, k.shape[0])
-        require(len(q_ends) == len(kv_ends), "actual_seq_qlen and actual_seq_kvlen have one entry per request")
+        q, k, v = (as_torch(x) for x in (query, key, value))
+        q, k, v = _check_flash_tensors(q, k, v, self.head_num, self.kv_head_num)
+        _check_prefill_mask(as_torch(attn_mask), q.dtype)
+        q_lens = _check_lengths("actual_seq_qlen", as_torch(actual_seq_qlen), q.shape[0])
+        kv_lens = _check_lengths("actual_seq_kvlen", as_torch(actual_seq_kvlen), k.shape[0])
+        require(len(q_lens) == len(kv_lens), "actual_seq_qlen and actual_seq_kvlen have one entry per request")
         outs, q0, kv0 = [], 0, 0
-        for q1, kv1 in zip(q_ends, kv_ends):
-            require(q1 - q0 <= kv1 - kv0, "sparse_mode 3 needs S1 <= S2 per request")
-            visible = conventions.causal_visible(q1 - q0, kv1 - kv0)
-            outs.append(_attend(q[q0:q1].float(), k[kv0:kv1].float(), v[kv0:kv1].float(),
+        for n_q, n_kv in zip(q_lens, kv_lens):
+            require(n_q == n_kv, "prefill without prefix: each request's keys are its queries (S1 == S2)",
+                    f"{n_q} vs {n_kv}")
+            visible = conventions.causal_visible(n_q, n_kv)
+            outs.append(_attend(q[q0:q0 + n_q].float(), k[kv0:kv0 + n_kv].float(), v[kv0:kv0 + n_kv].float(),
                                 visible, self.scale_value))
-            q0, kv0 = q1, kv1
-        return _like(torch.cat(outs).to(q.dtype), query)  # [T1, N1, D]
+            q0, kv0 = q0 + n_q, kv0 + n_kv
+        return _like(torch.cat(outs).to(q.dtype).flatten(1), query)  # [T1, N1*D]
 
     # MLA over split latent / rope caches ------------------------------------------------
 
@@ -310,29 +303,56 @@ def _write_cache(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor, name
     flat[slots.long()] = x.view(-1, heads, dim)
 
 
-def _check_flash_tensors(q, k, v, head_num: int) -> None:
+def _check_flash_tensors(q, k, v, head_num: int, kv_head_num: int):
+    """TH: q [T, N1*D], k/v [T, N2*D] -> the [T, N, D] views."""
     for name, t in (("query", q), ("key", k), ("value", v)):
         _check_16bit(name, t)
-        require(t.dim() == 3, f"{name} must be 3-D [T, N, D] (TND)", f"got {tuple(t.shape)}")
+        require(t.dim() == 2, f"{name} must be 2-D [T, heads*head_dim] (TH)", f"got {tuple(t.shape)}")
     _check_same_dtype("query, key and value", q, k, v)
     require(k.shape == v.shape, "key and value have the same shape")
-    require(q.shape[1] == head_num, "query heads == head_num", f"{q.shape[1]} vs {head_num}")
-    require(q.shape[1] % k.shape[1] == 0, "key heads (N2) divide query heads (N1)")
-    dim = q.shape[2]
-    require(dim == k.shape[2], "query and key head_dim agree")
+    require(head_num % kv_head_num == 0, "key heads (N2) divide query heads (N1)", f"{head_num} % {kv_head_num}")
+    require(q.shape[1] % head_num == 0, "query width is head_num * head_dim", f"{q.shape[1]} / {head_num}")
+    dim = q.shape[1] // head_num
+    require(k.shape[1] == kv_head_num * dim, "key width is kv_head_num * head_dim",
+            f"{k.shape[1]} vs {kv_head_num} * {dim}")
     require(dim % 16 == 0 and dim <= 512, "D % 16 == 0 and D <= 512", f"got {dim}")
+    return q.view(-1, head_num, dim), k.view(-1, kv_head_num, dim), v.view(-1, kv_head_num, dim)
 
 
-def _check_cumulative(name: str, ends, total: int) -> list[int]:
-    require(isinstance(ends, (list, tuple)) and all(isinstance(n, int) for n in ends),
-            f"{name} must be a host list of int")
-    require(0 < len(ends) <= 1024, f"{name}: 1 to 1024 requests", f"got {len(ends)}")
-    increasing = all(b > a for a, b in zip([0] + list(ends), ends))
-    require(increasing, f"{name} must be cumulative and strictly increasing (TND, no empty request)",
-            f"got {list(ends)}")
-    require(ends[-1] == total, f"{name} must end at the token count (cumulative, TND)",
-            f"last {ends[-1]} vs {total} tokens")
-    return list(ends)
+def _check_prefill_mask(mask, dtype) -> None:
+    require(mask is not None, "attn_mask is GLUE's [128, 128] prefill mask")
+    require(mask.dtype == dtype, "attn_mask dtype == query dtype", f"{mask.dtype} vs {dtype}")
+    require(torch.equal(mask, conventions.prefill_mask(dtype)),
+            "attn_mask is GLUE's [128, 128] prefill mask (upper triangle = PREFILL_MASK_VALUE[dtype])",
+            f"got shape {tuple(mask.shape)}")
+
+
+def _check_paged_mask(mask, q_lens: list[int], kv_lens: list[int], dtype) -> None:
+    require(mask is not None, "attn_mask is given (GLUE passes one every step)")
+    require(mask.dtype == dtype, "attn_mask dtype == query dtype", f"{mask.dtype} vs {dtype}")
+    require(mask.dim() == 2, "attn_mask is 2-D", f"got {tuple(mask.shape)}")
+    if max(q_lens) == 1:
+        return  # decode: the op reads no mask (GLUE passes [1, 1] zeros)
+    require(mask.shape[0] == sum(q_lens) and mask.shape[1] >= max(kv_lens),
+            "attn_mask is [tokens, >= max(context_lens)]", f"got {tuple(mask.shape)}")
+    masked = torch.tensor(conventions.DECODE_MASK_VALUE).to(dtype)
+    row = 0
+    for n_q, n_kv in zip(q_lens, kv_lens):
+        rows = mask[row:row + n_q, :n_kv]
+        want = torch.where(conventions.causal_visible(n_q, n_kv), torch.zeros((), dtype=dtype), masked)
+        require(torch.equal(rows, want), "attn_mask: 0 up to each token's position, DECODE_MASK_VALUE after it "
+                "(-10000 for every dtype, as GLUE)", f"request rows {row}..{row + n_q}")
+        row += n_q
+
+
+def _check_lengths(name: str, lengths, total: int) -> list[int]:
+    require(isinstance(lengths, torch.Tensor), f"{name} must be a tensor (per-request lengths, as GLUE passes)")
+    _check_int32(name, lengths, 1)
+    values = _lengths(lengths)
+    require(0 < len(values) and all(n >= 1 for n in values), f"{name}: per-request lengths >= 1", f"got {values}")
+    require(sum(values) == total, f"{name} are per-request lengths summing to the token count (TH, not cumulative)",
+            f"sum {sum(values)} vs {total} tokens")
+    return values
 
 
 def _check_mla_shapes(qn, qr, latent, rope) -> None:

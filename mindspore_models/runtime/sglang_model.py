@@ -128,7 +128,7 @@ class SGLangModel(nn.Cell):
         plan = plan_from_batch(forward_batch, forward_batch.positions, self.backend.pool.page_size)
         if _BATCH_LOG:
             _log_batch(forward_batch.forward_mode, plan.q_lens, plan.seq_lens, self.run, self.last_forward_s)
-        return {"input_ids": upstream_inputs["input_ids"], **model_step.step_inputs(self.backend, plan)}
+        return {"input_ids": upstream_inputs["input_ids"], **model_step.step_inputs(self.backend, plan, upstream_inputs)}
 
     def construct(self, input_ids, positions, logits_index, step):
         start = time.perf_counter()

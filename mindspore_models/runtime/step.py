@@ -1,8 +1,9 @@
 """One forward step of a MindSpore model, shared by the SGLang shell and the standalone runner:
 plan (torch, host) -> the backend's step inputs -> model(explicit inputs) -> logits (torch).
 
-Where the backend allows it (`backend.compiles`) the forward runs as ONE compiled MindSpore
-graph with dynamic shapes: compiled when the pool is bound (a one-token warm-up step), reused
+Where the backend allows it (`backend.compiles`) the forward runs as a compiled MindSpore graph
+with dynamic shapes, one per phase of the backend's step (CPU: one; Ascend: prefill and paged):
+compiled when the pool is bound (a one-token warm-up step) or when a phase is first met, reused
 for every batch size, prompt length and mix after that. SGLMS_GRAPH=0 runs the same model in PyNative instead.
 """
 from __future__ import annotations
@@ -30,33 +31,42 @@ def graph_mode_requested() -> bool:
 
 
 class _FlatStep(nn.Cell):
-    """The model with its step tuple passed as separate tensors (what a graph's signature takes)."""
+    """The model with its step passed as separate graph inputs; `phase` (None, or a constant the
+    backend's step starts with, such as Ascend's is_prefill) is fixed per graph."""
 
-    def __init__(self, model):
+    def __init__(self, model, phase):
         super().__init__()
-        self.model = model
+        self.model, self.step_phase = model, phase
 
     def construct(self, input_ids, positions, logits_index, *step):
-        return self.model(input_ids, positions, logits_index, step)
+        if self.step_phase is None:
+            return self.model(input_ids, positions, logits_index, step)
+        return self.model(input_ids, positions, logits_index, (self.step_phase,) + step)
 
 
 class CompiledForward:
-    """model(input_ids, positions, logits_index, step) as one graph, dynamic in every size.
-    `compiles` / `compile_seconds`: graphs compiled so far and the time of the calls that compiled
-    (the warm-up's: compile plus a one-token forward)."""
+    """model(input_ids, positions, logits_index, step) as one graph per phase of the backend's step,
+    dynamic in every size. `compiles` / `compile_seconds`: graphs compiled so far and the time of the
+    calls that compiled (the warm-up's: compile plus a one-token forward)."""
 
     def __init__(self, model, backend):
-        dyn = ms.Tensor(shape=[None], dtype=ms.int32)
-        flat = _FlatStep(model)
-        flat.set_inputs(dyn, dyn, dyn, *backend.step_signature())
-        self.model, self.graph = model, ms.jit(flat)
-        self.compiles = 0  # graphs compiled so far: 1 in steady state
+        self.model, self.backend, self.graphs = model, backend, {}
+        self.compiles = 0  # graphs compiled so far: one per phase in steady state
         self.compile_seconds = 0.0
 
+    def graph(self, phase):
+        if phase not in self.graphs:
+            dyn = ms.Tensor(shape=[None], dtype=ms.int32)
+            flat = _FlatStep(self.model, phase)
+            flat.set_inputs(dyn, dyn, dyn, *self.backend.step_signature(phase))
+            self.graphs[phase] = ms.jit(flat, jit_level=self.backend.jit_level) if self.backend.jit_level else ms.jit(flat)
+        return self.graphs[phase]
+
     def __call__(self, *inputs):
-        before, start = len(ms_compile_cache), time.perf_counter()
         *head, step = inputs
-        out = self.graph(*head, *step)
+        phase, step = self.backend.split_step(step)
+        before, start = len(ms_compile_cache), time.perf_counter()
+        out = self.graph(phase)(*head, *step)
         new = len(ms_compile_cache) - before
         if new:
             self.compiles += new
@@ -84,10 +94,11 @@ def warm_up(run, backend) -> None:
     forward(run, backend, plan, one)
 
 
-def step_inputs(backend, plan: StepPlan) -> dict:
-    """The model's per-step `construct` arguments besides the token ids (the plan is on the host)."""
+def step_inputs(backend, plan: StepPlan, upstream: dict | None = None) -> dict:
+    """The model's per-step `construct` arguments besides the token ids (the plan is on the host).
+    `upstream`: what SGLang's glue prepared for this step, for a backend that reuses some of it."""
     return {"positions": bridge.copy_int32_to_ms(plan.positions),
-            "logits_index": bridge.copy_int32_to_ms(plan.logits_index), "step": backend.prepare(plan)}
+            "logits_index": bridge.copy_int32_to_ms(plan.logits_index), "step": backend.prepare(plan, upstream)}
 
 
 def forward(run, backend, plan: StepPlan, input_ids: torch.Tensor) -> torch.Tensor:
