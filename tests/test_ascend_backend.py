@@ -14,7 +14,7 @@ import torch
 from conftest import hf_greedy
 
 from mindspore_models.attention.ascend import AscendBackend
-from mindspore_models.attention.pool import KVPool
+from mindspore_models.attention.pool import KVPool, sglang_npu_pool as npu_pool
 from mindspore_models.attention.reference import ReferenceOps, Recorder
 from mindspore_models.runtime.standalone import Sequence, StandaloneRunner
 
@@ -22,23 +22,6 @@ PAGE = 128
 PROMPTS = [[5, 17, 33, 2, 99, 100, 7, 8, 250, 11, 12], [40, 41, 42], [7] * 23]
 NEW_TOKENS = 8
 FP16_ERROR_VS_HF_FP16 = 2.0  # our fp16 error (vs HF fp32) may be at most this many times HF fp16's own
-
-
-def npu_pool(cfg, slots: int, page_size: int, dtype: torch.dtype) -> KVPool:
-    """SGLang's own NPU pool class, instantiated on CPU: its layout is what the backend must read."""
-    from sglang.srt.hardware_backend.npu import memory_pool_npu as npu
-
-    size = slots - page_size  # SGLang adds one padding page
-    if cfg.mla:
-        from sglang.srt.runtime_context import get_parallel
-
-        with get_parallel().override(attn_dcp_size=1, attn_dcp_rank=0):
-            pool = npu.NPUMLATokenToKVPool(size, page_size, dtype, cfg.mla.kv_lora_rank, cfg.mla.qk_rope_head_dim,
-                                           cfg.num_layers, "cpu", False)
-    else:
-        pool = npu.NPUMHATokenToKVPool(size, page_size, dtype, cfg.num_kv_heads, cfg.head_dim, cfg.num_layers,
-                                       "cpu", False)
-    return KVPool.from_sglang(pool, cfg.num_layers, mla=cfg.mla is not None)
 
 
 @pytest.fixture

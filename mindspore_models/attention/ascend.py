@@ -58,9 +58,9 @@ class AscendAttention(nn.Cell):
         q, k, v = q.reshape(t, -1), k.reshape(t, -1), v.reshape(t, -1)  # TH: [T, heads*D]
         k_cache, v_cache = k_caches[self.layer_id], v_caches[self.layer_id]
         written = self.ops.reshape_and_cache(k, v, k_cache, v_cache, slots)
+        q = ops.depend(q, written)  # keeps the write in the graph (prefill reads no cache) and orders the paged read after it
         if is_prefill:
             return self.ops.flash_attention(q, k, v, mask, q_lens, context_lens)
-        q = ops.depend(q, written)  # the paged read comes after this step's write
         return self.ops.paged_attention(q, k_cache, v_cache, tables, context_lens, q_lens, mask)
 
 

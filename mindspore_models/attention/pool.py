@@ -69,3 +69,22 @@ class KVPool:
         if t.shape[0] % self.page_size:
             raise ValueError(f"KV buffer of {t.shape[0]} slots is not a whole number of {self.page_size}-token pages")
         return t.reshape(-1, self.page_size, *t.shape[-2:])
+
+
+def sglang_npu_pool(cfg, slots: int, page_size: int, dtype: torch.dtype, device: str = "cpu") -> KVPool:
+    """SGLang's own NPU pool classes (`NPUMHATokenToKVPool`, `NPUMLATokenToKVPool`) for a model config
+    (`config.ModelConfig`): the layout the Ascend backend reads. They instantiate on CPU too, which
+    the CPU checks of the Ascend path use; SGLang adds one padding page to `slots - page_size`."""
+    from sglang.srt.hardware_backend.npu import memory_pool_npu as npu
+
+    size = slots - page_size
+    if cfg.mla:
+        from sglang.srt.runtime_context import get_parallel
+
+        with get_parallel().override(attn_dcp_size=1, attn_dcp_rank=0):
+            pool = npu.NPUMLATokenToKVPool(size, page_size, dtype, cfg.mla.kv_lora_rank, cfg.mla.qk_rope_head_dim,
+                                           cfg.num_layers, device, False)
+    else:
+        pool = npu.NPUMHATokenToKVPool(size, page_size, dtype, cfg.num_kv_heads, cfg.head_dim, cfg.num_layers,
+                                       device, False)
+    return KVPool.from_sglang(pool, cfg.num_layers, mla=cfg.mla is not None)

@@ -83,14 +83,10 @@ def check_ops(make_device_ops, dtype) -> list[tuple[str, bool, str]]:
     return rows
 
 
-def npu_pool(cfg, slots: int, page_size: int, dtype: torch.dtype):
-    from sglang.srt.hardware_backend.npu import memory_pool_npu as npu
+def npu_pool_here(cfg, slots: int, page_size: int, dtype: torch.dtype):
+    from mindspore_models.attention.pool import sglang_npu_pool
 
-    from mindspore_models.attention.pool import KVPool
-
-    pool = npu.NPUMHATokenToKVPool(slots - page_size, page_size, dtype, cfg.num_kv_heads, cfg.head_dim,
-                                   cfg.num_layers, "cpu" if device.current() == "cpu" else "npu", False)
-    return KVPool.from_sglang(pool, cfg.num_layers, mla=False)
+    return sglang_npu_pool(cfg, slots, page_size, dtype, "cpu" if device.current() == "cpu" else "npu")
 
 
 def check_generation(ckpt: Path, make_device_ops, dtype) -> tuple[str, bool, str]:
@@ -101,7 +97,7 @@ def check_generation(ckpt: Path, make_device_ops, dtype) -> tuple[str, bool, str
 
     prompt, n = [5, 17, 33, 2, 99, 100, 7, 8], 8
     try:
-        runner = StandaloneRunner(str(ckpt), max_tokens=256, page_size=PAGE, dtype=dtype, make_pool=npu_pool,
+        runner = StandaloneRunner(str(ckpt), max_tokens=256, page_size=PAGE, dtype=dtype, make_pool=npu_pool_here,
                                   make_backend=lambda pool: AscendBackend(pool, make_device_ops))
         got = runner.greedy([prompt], n)[0]
         hf = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32).eval()
