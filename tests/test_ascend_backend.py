@@ -123,3 +123,86 @@ def test_pool_the_ops_cannot_use_is_an_error_at_load(make_variant, recorder):
     with pytest.raises(ValueError, match="kv_lora_rank 512"):
         runner_ckpt = make_variant("deepseek-v3-unaligned")  # latent 16: SGLang's NPU MLA pool, but not the mla op's
         ascend_runner(runner_ckpt, recorder)
+
+
+# ---- bf16 and fp16 at the backend level: every step kind, one layer, against float64 attention ----
+# MindSpore's CPU kernels cannot run a bf16 model (Gather, MatMul), so bf16 is checked here, on
+# the backend's own step (masks, lengths, tables) and the reference ops, which compute in fp32
+# from the 16-bit storage; the whole bf16 model is checked by tests/test_ascend_graph.py.
+
+STEP_KINDS = [  # (name, per request: (cached tokens, new tokens)); requests a, b, c
+    ("prefill", [(0, 5), (0, 130)]),
+    ("extend over cached pages", [(5, 4), (130, 0)]),
+    ("mixed decode + extend + new", [(9, 1), (130, 1), (0, 3)]),
+    ("decode", [(10, 1), (131, 1), (3, 1)]),
+]
+
+
+def run_step_kinds(dtype, mla: bool):
+    """Drives one attention layer of the backend through STEP_KINDS; yields (kind, got, want)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from mindspore_models import bridge, device
+    from mindspore_models.attention.plan import StepPlan
+    from mindspore_models.layers.attention import AttentionSpec
+
+    device.current()  # MindSpore's device is chosen before its first op
+    heads, kv_heads, dim = (16, 1, 576) if mla else (8, 2, 64)
+    cfg = SimpleNamespace(num_layers=1, num_kv_heads=kv_heads, head_dim=dim,
+                          mla=SimpleNamespace(kv_lora_rank=512, qk_rope_head_dim=64) if mla else None)
+    backend = AscendBackend(npu_pool(cfg, 6 * PAGE, PAGE, dtype), lambda h, hkv, s: ReferenceOps(h, hkv, s))
+    spec = AttentionSpec(0, heads, kv_heads, dim, dim ** -0.5, latent=512 if mla else None)
+    layer = backend.attention(spec)
+    pages = {0: [1], 1: [2, 3], 2: [4]}
+    history = {0: [], 1: [], 2: []}  # per request: (k, v) rows written so far, float64
+    g = torch.Generator().manual_seed(0)
+    for kind, requests in STEP_KINDS:
+        live = [(r, cached, new) for r, (cached, new) in enumerate(requests) if new]
+        q_lens = torch.tensor([new for _, _, new in live])
+        seq_lens = torch.tensor([cached + new for _, cached, new in live])
+        table = torch.zeros(len(live), int(seq_lens.max()), dtype=torch.int64)
+        for i, (r, _, _) in enumerate(live):
+            slots = [p * PAGE + o for p in pages[r] for o in range(PAGE)][: table.shape[1]]
+            table[i, : len(slots)] = torch.tensor(slots)  # the rest: padding slot 0, as SGLang's table
+        positions = torch.cat([torch.arange(cached, cached + new) for _, cached, new in live])
+        new_slots = torch.cat([table[i, cached:cached + new] for i, (_, cached, new) in enumerate(live)])
+        plan = StepPlan.build(seq_lens, q_lens, table, positions, new_slots, PAGE)
+        t = int(q_lens.sum())
+        rand = lambda *s: torch.randn(*s, generator=g).to(dtype)  # noqa: E731
+        q = rand(t, heads, dim)
+        if mla:
+            entry = rand(t, 1, dim)
+            out = layer(bridge.to_ms(q), bridge.to_ms(entry), backend.prepare(plan))
+            k, v = entry, entry[..., :512]
+        else:
+            k, v = rand(t, kv_heads, dim), rand(t, kv_heads, dim)
+            out = layer(bridge.to_ms(q), bridge.to_ms(k), bridge.to_ms(v), backend.prepare(plan))
+        got = bridge.to_torch(out).double().reshape(t, heads, -1)
+        want, row = [], 0
+        for r, cached, new in live:
+            for j in range(new):
+                history[r].append((k[row + j].double(), v[row + j].double()))
+            keys = torch.stack([kk for kk, _ in history[r]])  # [S, Hkv, D]
+            values = torch.stack([vv for _, vv in history[r]])
+            for j in range(new):
+                seen = cached + j + 1
+                qq = q[row + j].double().reshape(kv_heads, heads // kv_heads, dim)
+                scores = torch.einsum("hgd,shd->hgs", qq, keys[:seen]) * dim ** -0.5
+                want.append(torch.einsum("hgs,shd->hgd", scores.softmax(-1), values[:seen]).reshape(heads, -1))
+            row += new
+        yield kind, got, torch.stack(want)
+
+
+@pytest.mark.parametrize("mla", [False, True], ids=["mha", "mla"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_every_step_kind_in_16_bit(dtype, mla):
+    """Fails on a mask that crosses through numpy (bf16) and on a bf16 mask value the glue does not use."""
+    tol = 3e-2 if dtype == torch.bfloat16 else 4e-3
+    kinds = []
+    for kind, got, want in run_step_kinds(dtype, mla):
+        err = (got - want).abs().max().item()
+        assert err <= tol * max(1.0, want.abs().max().item()), f"{kind}: max error {err}"
+        kinds.append(kind)
+    assert kinds == [k for k, _ in STEP_KINDS]
