@@ -125,6 +125,17 @@ def test_pool_the_ops_cannot_use_is_an_error_at_load(make_variant, recorder):
         ascend_runner(runner_ckpt, recorder)
 
 
+def test_the_primitives_compile_and_the_spec_runs_pynative():
+    """npu_smoke passes the AscendOps class: its NPU generation must run the compiled forward."""
+    from mindspore_models.attention.ascend import real_ops
+    from mindspore_models.attention.ascend_ops import AscendOps
+
+    pool = KVPool([torch.zeros(3, PAGE, 2, 32, dtype=torch.float16)] * 2,
+                  [torch.zeros(3, PAGE, 2, 32, dtype=torch.float16)] * 2, PAGE, mla=False)
+    assert [AscendBackend(pool, ops).compiles for ops in (real_ops, AscendOps, ReferenceOps,
+                                                          lambda *a: ReferenceOps(*a))] == [True, True, False, False]
+
+
 # ---- bf16 and fp16 at the backend level: every step kind, one layer, against float64 attention ----
 # MindSpore's CPU kernels cannot run a bf16 model (Gather, MatMul), so bf16 is checked here, on
 # the backend's own step (masks, lengths, tables) and the reference ops, which compute in fp32

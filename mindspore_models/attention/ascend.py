@@ -91,7 +91,8 @@ class AscendBackend:
         """ops(head_num, kv_head_num, scale_value) -> an ops provider (AscendOps, or ReferenceOps in CPU tests)."""
         check_pool(pool)
         self.pool, self.make_ops = pool, ops
-        self.compiles = ops is real_ops  # the real primitives compile; the executable spec is host torch code
+        # the primitives (an nn.Cell provider such as AscendOps) compile; the executable spec is host torch code
+        self.compiles = ops is real_ops or (isinstance(ops, type) and issubclass(ops, nn.Cell))
         self.key_caches = mutable([bridge.to_ms(pool.page_major(k)) for k in pool.keys])
         self.value_caches = mutable([bridge.to_ms(pool.page_major(v)) for v in pool.values])
         self._ops: dict = {}
