@@ -55,9 +55,14 @@ def npu_lines(info: dict) -> list[str]:
     npu = info.get("npu")
     if not npu:
         return ["NPU set: not recorded in this wheel's provenance"]
+    from mindspore_models import device  # imports MindSpore: only for this report
+
     return ([f"NPU set ({NPU_REQUIREMENTS_FILE}): " + " ".join(npu["requirements"]),
              f"CANN: {npu['cann']}",
-             f"CANN source: {npu['cann_source']}"])
+             f"CANN source: {npu['cann_source']}",
+             "kernel environment device.init('npu') sets where unset: "
+             + " ".join(f"{k}={v}" for k, v in device.ASCEND_KERNEL_ENV.items()),
+             "MindSpore context on npu: " + " ".join(f"{k}={v}" for k, v in device.ASCEND_CONTEXT.items())])
 
 
 if __name__ == "__main__":

@@ -97,7 +97,9 @@ def test_installed_wheel_declares_and_records_the_npu_set():
     assert by_name(wheel_requirements("npu", only_extra=True)) == by_name(info["requirements"])
     recorded = provenance.load()["npu"]
     assert recorded == info, "the wheel was built from another requirements-npu.txt"
-    assert f"CANN: {info['cann']}" in provenance.npu_lines(provenance.load())
+    lines = provenance.npu_lines(provenance.load())
+    assert f"CANN: {info['cann']}" in lines
+    assert any("MS_INTERNAL_DISABLE_CUSTOM_KERNEL_LIST=FlashAttentionScore,PagedAttention" in ln for ln in lines), lines
 
 
 AARCH64_MARKERS = {"platform_machine": "aarch64", "platform_system": "Linux", "sys_platform": "linux",

@@ -11,7 +11,7 @@ permutation for q and k, so q.k is unchanged) and the NeoX rope kernel is used a
 from __future__ import annotations
 
 import numpy as np
-from mindspore import mint, nn
+from mindspore import Parameter, mint, nn
 
 from mindspore_models import parallel
 from mindspore_models.config import ModelConfig
@@ -76,5 +76,8 @@ class MLAttention(nn.Cell):
         """Split kv_b_proj per head into the absorbed forms: q_nope @ w_uk scores against the
         latent directly, and the attention output (a mix of latents) @ w_uv gives the values."""
         w = self.kv_b_proj.weight.reshape(self.h, self.nope + self.v, self.lora)  # HF (out, in) layout
-        self.w_uk = w[:, : self.nope].contiguous()  # [H, nope, L]
-        self.w_uv = w[:, self.nope:].permute(0, 2, 1).contiguous()  # [H, L, V]
+        # Parameters, so device.place_parameters moves them with the weights before SGLang sizes its pool
+        base = self.kv_b_proj.weight.name
+        self.w_uk = Parameter(w[:, : self.nope].contiguous(), f"{base}.w_uk", requires_grad=False)  # [H, nope, L]
+        self.w_uv = Parameter(w[:, self.nope:].permute(0, 2, 1).contiguous(), f"{base}.w_uv",
+                              requires_grad=False)  # [H, L, V]
