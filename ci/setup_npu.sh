@@ -10,6 +10,7 @@
 # x86_64); triton-ascend installs the same `triton/` directory under another distribution name, so
 # whichever pip installs last overwrites the other's files and no resolver can prevent it (an extra
 # cannot remove a requirement). So, in this order:
+#   0. checks: aarch64, Python 3.11, the CANN toolkit's version, CANN's nnal (ATB) sourced
 #   1. pip install '<wheel>[npu]'        torch + torch-npu (one release), mindspore, triton-ascend,
 #                                        and community triton (the wheel's own requirement)
 #   2. pip uninstall triton triton-ascend  both: each one's RECORD lists the shared triton/ files
@@ -122,16 +123,28 @@ if [ "$MODE" = verify ]; then verify; exit 0; fi
 step "NPU set (requirements-npu.txt): ${NPU_REQS[*]}; CANN $CANN"
 [ "$DRY" = 1 ] && echo "    --dry-run: printing the plan; nothing is installed"
 if [ "$MODE" = full ]; then
-  step "0. checks: machine, Python, CANN"
+  step "0. checks: machine, Python, CANN toolkit, CANN nnal"
   [ "$(uname -m)" = aarch64 ] || warn "this is $(uname -m); the set is resolved and tested for aarch64 Ascend hosts"
   PYV="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo none)"
   [ "$PYV" = 3.11 ] || warn "Python $PYV: the set is pinned for Python 3.11 (triton-ascend 3.2.0 supports 3.9-3.11)"
   if [ -z "${ASCEND_HOME_PATH:-}" ]; then
     warn "ASCEND_HOME_PATH is not set: install CANN $CANN and 'source <cann>/set_env.sh' first (https://www.hiascend.com/cann/download)"
   else
-    HAVE="$(sed -n 's/^[Vv]ersion=//p' "$ASCEND_HOME_PATH/compiler/version.info" 2>/dev/null | head -1)"
+    HAVE="$(sed -n 's/^[Vv]ersion=//p' "$ASCEND_HOME_PATH/compiler/version.info" 2>/dev/null | head -1 || true)"
     echo "    CANN at $ASCEND_HOME_PATH: ${HAVE:-version unknown}; the set needs $CANN"
     case "$HAVE" in "$CANN"*) ;; *) warn "CANN ${HAVE:-?} is not $CANN (python -m mindspore_models.provenance --npu says why $CANN)" ;; esac
+  fi
+  # CANN's nnal package (ATB): sgl-mindspore's README requires it beside the toolkit and kernels;
+  # its set_env.sh exports ATB_HOME_PATH.
+  if [ -n "${ATB_HOME_PATH:-}" ]; then
+    echo "    CANN nnal (ATB) at $ATB_HOME_PATH"
+  else
+    NNAL="${ASCEND_HOME_PATH:-/usr/local/Ascend/ascend-toolkit/latest}/../../nnal/atb/set_env.sh"
+    if [ -f "$NNAL" ]; then
+      warn "CANN nnal is installed but not sourced: 'source $NNAL' first"
+    else
+      warn "CANN nnal (ATB) not found: install the nnal package of CANN $CANN (https://www.hiascend.com/cann/download), then 'source <Ascend>/nnal/atb/set_env.sh'"
+    fi
   fi
 
   if [ -z "$WHEEL" ]; then

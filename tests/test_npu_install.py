@@ -180,9 +180,11 @@ def test_npu_set_resolves_for_linux_aarch64_py311(tmp_path):
 SETUP_NPU = ROOT / "ci" / "setup_npu.sh"
 
 
-def setup_npu(*args: str, site: Path | str | None = None) -> subprocess.CompletedProcess:
+def setup_npu(*args: str, site: Path | str | None = None, **extra_env: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHON": sys.executable}
     env.pop("ASCEND_HOME_PATH", None)
+    env.pop("ATB_HOME_PATH", None)
+    env.update(extra_env)
     if site is not None:
         env["SGLMS_SITE"] = str(site)
     return subprocess.run(["bash", str(SETUP_NPU), *args], capture_output=True, text=True, env=env, timeout=120)
@@ -218,6 +220,21 @@ def test_setup_npu_dry_run_prints_the_plan_in_order():
              out.index("5. verify")]
     assert steps == sorted(steps), out
     assert "sgl-kernel-npu" in proc.stderr and "releases" in proc.stderr  # where to get it, loudly
+
+
+def test_setup_npu_checks_cann_nnal(tmp_path):
+    wheel = "/w/sglang_mindspore-0-cp311-cp311-linux_aarch64.whl"
+    missing = setup_npu("--dry-run", "--wheel", wheel, "--no-smoke")
+    assert "CANN nnal (ATB) not found" in missing.stderr, missing.stderr
+    toolkit = tmp_path / "Ascend" / "ascend-toolkit" / "latest"
+    (toolkit / "compiler").mkdir(parents=True)
+    (tmp_path / "Ascend" / "nnal" / "atb").mkdir(parents=True)
+    (tmp_path / "Ascend" / "nnal" / "atb" / "set_env.sh").write_text("")
+    unsourced = setup_npu("--dry-run", "--wheel", wheel, "--no-smoke", ASCEND_HOME_PATH=str(toolkit))
+    assert unsourced.returncode == 0 and "version unknown" in unsourced.stdout, unsourced.stderr  # no version.info
+    assert "nnal is installed but not sourced" in unsourced.stderr, unsourced.stderr
+    sourced = setup_npu("--dry-run", "--wheel", wheel, "--no-smoke", ATB_HOME_PATH="/opt/atb")
+    assert "CANN nnal (ATB) at /opt/atb" in sourced.stdout and "nnal" not in sourced.stderr, sourced.stderr
 
 
 def test_setup_npu_verify_wants_exactly_one_triton_and_one_torch_release(tmp_path):
