@@ -1,11 +1,13 @@
 """Custom CPU kernels (kernels/cpu, built by CMake into the wheel) and their pure-MindSpore fallbacks.
 
-Each kernel has one wrapper here. Which implementation is active is decided once, logged
+Each kernel has one wrapper here. On NPU the norms and MoE go to MindSpore's fused Ascend ops
+instead (`fused_ops()`: fused_ops/ascend.py); elsewhere the fallbacks run. Which implementation is active is decided once, logged
 once, and printable with `python -m mindspore_models.kernels`. A missing library is loud: a
 warning at model load, and an error when SGLMS_REQUIRE_KERNELS=1 (CI sets it).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import logging
@@ -157,9 +159,42 @@ def pool_view(buf: KVBuffer, after: ms.Tensor) -> ms.Tensor:
     return ops.depend(buf.view, after)
 
 
+_fused_override = None
+
+
+def fused_ops():
+    """Where norms and MoE go when no custom CPU kernel takes them: MindSpore's fused Ascend ops on
+    NPU (fused_ops/ascend.py), a provider a test or the graph check installs (`using_fused_ops`:
+    the executable spec, or the primitives to compile), else None (the pure-MindSpore fallbacks)."""
+    if _fused_override is not None:
+        return _fused_override
+    return _ascend_fused_ops() if device.current() == "npu" else None
+
+
+@functools.cache
+def _ascend_fused_ops():
+    from mindspore_models.fused_ops.ascend import AscendFusedOps  # NOT exercised here: needs an NPU
+
+    return AscendFusedOps()
+
+
+@contextlib.contextmanager
+def using_fused_ops(provider):
+    """Route norms and MoE to `provider` (ReferenceFusedOps or AscendFusedOps) while models are built and run."""
+    global _fused_override
+    previous, _fused_override = _fused_override, provider
+    try:
+        yield provider
+    finally:
+        _fused_override = previous
+
+
 def rms_norm(x: ms.Tensor, weight: ms.Tensor, eps: float) -> ms.Tensor:
     if active("RmsNorm"):
         return op("RmsNorm")(x, weight, _scalar(eps))
+    fused = fused_ops()
+    if fused is not None:
+        return fused.rms_norm(x, weight, eps)
     x32 = x if x.dtype == ms.float32 else x.astype(ms.float32)  # accumulate in fp32, as HF does
     var = mint.mean(x32 * x32, -1, keepdim=True)
     return (x32 * mint.rsqrt(var + eps)).astype(x.dtype) * weight
@@ -177,6 +212,9 @@ def add_rms_norm(delta: ms.Tensor, residual: ms.Tensor, weight: ms.Tensor, eps: 
     a compiled dynamic-shape graph here, more than the fusion saves."""
     if active("AddRmsNorm"):
         return op("AddRmsNorm")(delta, residual, weight, _scalar(eps)), residual
+    fused = fused_ops()
+    if fused is not None:
+        return fused.add_rms_norm(delta, residual, weight, eps)
     residual = residual + delta
     return rms_norm(residual, weight, eps), residual
 
@@ -229,6 +267,9 @@ def moe_swiglu(x: ms.Tensor, weights: ms.Tensor, ids: ms.Tensor, gate_up: ms.Ten
     """Routed SwiGLU experts: x [T, H], top-k weights/ids [T, k], gate_up [E, H, 2I], down [E, I, H]."""
     if active("MoeSwiGLU"):
         return op("MoeSwiGLU")(x, weights, ids, gate_up, down)
+    fused = fused_ops()
+    if fused is not None:
+        return _grouped_moe_swiglu(fused, x, weights, ids, gate_up, down)
     # fallback: every expert over every token, weighted by its routing weight (0 if not chosen)
     out = x * 0
     for e in range(gate_up.shape[0]):
@@ -236,6 +277,17 @@ def moe_swiglu(x: ms.Tensor, weights: ms.Tensor, ids: ms.Tensor, gate_up: ms.Ten
         gate, up = mint.chunk(mint.matmul(x, gate_up[e]), 2, -1)
         out = out + w * mint.matmul(mint.nn.functional.silu(gate) * up, down[e])
     return out
+
+
+def _grouped_moe_swiglu(fused, x, weights, ids, gate_up, down):
+    """Only the chosen experts' rows, as sgl-mindspore's run_tp_moe (fused_ops/ascend.py): sort the
+    (token, choice) rows by expert, one grouped matmul per projection, SwiGLU between them
+    (unfused, as there), then sum each token's rows weighted by its routing weights."""
+    sorted_x, row_idx, counts = fused.moe_init_routing(x, ids, gate_up.shape[0])
+    groups = counts.astype(ms.int64)
+    hidden = silu_mul(fused.grouped_matmul(sorted_x, gate_up, groups))
+    out = mint.nan_to_num(fused.grouped_matmul(hidden, down, groups), 0.0, 0.0, 0.0)  # as sgl-mindspore, off 310P
+    return fused.moe_token_unpermute(out, row_idx, weights)
 
 
 def matmul_nt(x: ms.Tensor, w: ms.Tensor) -> ms.Tensor:

@@ -6,7 +6,7 @@
 For each checkpoint, dtype and phase of the Ascend backend's step (prefill: FlashAttention;
 paged: PagedAttention), the model is built in that dtype over SGLang's NPU pool class and its
 forward is compiled exactly as on the NPU (`runtime.step.CompiledForward`, the real Ascend
-primitives, jit_level O0). Compiling runs MindSpore's parse and its type and shape inference over
+primitives, the norms and MoE on the fused Ascend ops, jit_level O0). Compiling runs MindSpore's parse and its type and shape inference over
 every op of the graph, Ascend ops included; on CPU it then stops at kernel selection ("Unsupported
 op [ReshapeAndCache] on CPU", or "Kernel select failed" at the first bf16 op MindSpore's CPU
 kernels lack). A graph that stops earlier has an error an NPU would hit too. `--inject` breaks
@@ -27,7 +27,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-ASCEND_PRIMITIVES = ("ReshapeAndCache", "PagedAttention", "FlashAttentionScore", "Mla")
+ASCEND_PRIMITIVES = ("ReshapeAndCache", "PagedAttention", "FlashAttentionScore", "Mla", "RmsNorm", "AddRmsNorm",
+                     "MoeInitRoutingV2", "GroupedMatmulV4", "InnerMoeTokenUnpermute")  # MoeTokenUnpermute, in a graph
 KERNEL_SELECTION = ("Kernel select failed", "Unsupported op [")
 INJECTIONS = ("float32-block-tables", "float16-caches")
 PHASES = {True: "prefill", False: "paged"}
@@ -78,6 +79,15 @@ def graph_ops(ir_dir: Path) -> dict[str, int]:
 
 
 def check(model_dir: str, dtype_name: str, what: str | None, ir_dir: Path) -> list[dict]:
+    """With the norms and MoE on MindSpore's fused Ascend ops, as kernels.py routes them on NPU."""
+    from mindspore_models import kernels
+    from mindspore_models.fused_ops.ascend import AscendFusedOps
+
+    with kernels.using_fused_ops(AscendFusedOps()):
+        return _check(model_dir, dtype_name, what, ir_dir)
+
+
+def _check(model_dir: str, dtype_name: str, what: str | None, ir_dir: Path) -> list[dict]:
     import torch
     from transformers import AutoConfig
 
