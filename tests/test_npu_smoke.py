@@ -4,7 +4,8 @@ import re
 import subprocess
 import sys
 
-OPS = ["reshape_and_cache", "paged_attention decode", "paged_attention lookahead", "flash_attention", "mla"]
+OPS = ["reshape_and_cache", "paged_attention decode", "paged_attention lookahead", "flash_attention", "mla",
+       "rms_norm", "add_rms_norm", "moe_init_routing", "grouped_matmul", "moe_token_unpermute"]
 MODELS = ["qwen3", "deepseek-v3-mla"]
 
 

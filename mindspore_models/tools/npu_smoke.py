@@ -7,8 +7,9 @@ It first sets what SGLang sets before a MindSpore model runs (device.init("npu")
 kernel-selection environment, infer_boost on, jit_level O0) and prints it.
 1. Each Ascend op the backend calls, on the device, against its executable spec
    (attention/reference.py) on the same inputs: outputs and in-place cache writes; PagedAttention
-   both for decode and with a lookahead mask (several new tokens per request), MLA included.
-2. Greedy generation of a tiny Qwen3 and a tiny DeepSeek-V3 (MLA) through the Ascend backend over
+   both for decode and with a lookahead mask (several new tokens per request), MLA included; then
+   the fused norms and MoE ops (fused_ops/) against theirs.
+2. Greedy generation of a tiny Qwen3 and a tiny DeepSeek-V3 (MLA + MoE) through the Ascend backend over
    SGLang's NPU pool classes, judged by HF transformers on the host (check_generation). On the NPU the
    forward runs compiled, one graph per phase; the row says how many graphs were compiled.
 3. With --server: one chat request to `python -m sglang.launch_server --device npu
@@ -70,6 +71,26 @@ def op_cases(dtype: torch.dtype) -> dict:
     }
 
 
+def fused_cases(dtype: torch.dtype) -> dict:
+    """row label -> (op, (), kwargs) for the fused ops (fused_ops/): norms, and MoE's three ops on
+    one routing (5 tokens, top-2 of 4 experts, expert 3 unused)."""
+    from mindspore_models.fused_ops.reference import ReferenceFusedOps
+
+    g = torch.Generator().manual_seed(1)
+    rand = lambda *s: (torch.randn(*s, generator=g) * 0.5).to(dtype)  # noqa: E731
+    x, ids = rand(5, 64), torch.tensor([[0, 2], [1, 2], [2, 0], [1, 0], [0, 1]], dtype=torch.int32)
+    sorted_x, row_idx, counts = (bridge.to_torch(t) for t in
+                                 ReferenceFusedOps().moe_init_routing(bridge.to_ms(x), bridge.to_ms(ids), 4))
+    return {
+        "rms_norm": ("rms_norm", (), dict(x=rand(5, 64), gamma=rand(64) + 1, epsilon=1e-6)),
+        "add_rms_norm": ("add_rms_norm", (), dict(x1=rand(5, 64), x2=rand(5, 64), gamma=rand(64) + 1, epsilon=1e-6)),
+        "moe_init_routing": ("moe_init_routing", (), dict(x=x, expert_idx=ids, expert_num=4)),
+        "grouped_matmul": ("grouped_matmul", (), dict(x=sorted_x, weight=rand(4, 64, 32), group_list=counts.long())),
+        "moe_token_unpermute": ("moe_token_unpermute", (), dict(
+            permuted_tokens=sorted_x, sorted_indices=row_idx, probs=rand(5, 2).abs())),
+    }
+
+
 def on_device(t: torch.Tensor) -> torch.Tensor:
     """A copy where the ops run: the NPU (so in-place cache writes land in device memory), or the host."""
     if device.current() == "npu":  # NOT run in CI
@@ -80,22 +101,28 @@ def on_device(t: torch.Tensor) -> torch.Tensor:
 
 
 def run_op(provider, op: str, kwargs: dict):
-    """Run one op on MindSpore copies of the inputs; returns (output, the inputs after the call)."""
+    """Run one op on MindSpore copies of the inputs; returns (its outputs, the inputs after the call)."""
     ms_kwargs = {k: bridge.to_ms(on_device(v)) if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
     out = getattr(provider, op)(**ms_kwargs)
     after = {k: bridge.to_torch(v).cpu() for k, v in ms_kwargs.items() if hasattr(v, "asnumpy")}
-    return (None if out is None else bridge.to_torch(out).float().cpu()), after
+    outs = [] if out is None else list(out) if isinstance(out, tuple) else [out]
+    return [bridge.to_torch(o).float().cpu() for o in outs], after
 
 
-def check_ops(make_device_ops, dtype) -> list[tuple[str, str, str]]:
+def check_ops(make_device_ops, make_device_fused, dtype) -> list[tuple[str, str, str]]:
     from mindspore_models.attention.reference import ReferenceOps
+    from mindspore_models.fused_ops.reference import ReferenceFusedOps
 
+    cases = [(label, make_device_ops, ReferenceOps, case) for label, case in op_cases(dtype).items()]
+    cases += [(label, make_device_fused, ReferenceFusedOps, case) for label, case in fused_cases(dtype).items()]
     rows = []
-    for label, (op, args, kwargs) in op_cases(dtype).items():
+    for label, make_device, make_spec, (op, args, kwargs) in cases:
         try:
-            got, got_in = run_op(make_device_ops(*args), op, kwargs)
-            want, want_in = run_op(ReferenceOps(*args), op, copy.deepcopy(kwargs))
-            diff = 0.0 if got is None else (got - want).abs().max().item()
+            got, got_in = run_op(make_device(*args), op, kwargs)
+            want, want_in = run_op(make_spec(*args), op, copy.deepcopy(kwargs))
+            if op == "reshape_and_cache":  # its output only orders later reads; the caches are compared
+                got = want = []
+            diff = max([0.0] + [(a - b).abs().max().item() for a, b in zip(got, want)])
             diff = max([diff] + [(got_in[k].float() - want_in[k].float()).abs().max().item() for k in want_in])
             rows.append((f"op {label}", PASS if diff < 2e-2 else FAIL, f"max abs diff {diff:.2e}"))
         except Exception as e:  # noqa: BLE001 (a table row per failure)
@@ -197,16 +224,22 @@ def main() -> None:
     if args.cpu_reference:  # the layers' pure-MindSpore paths, as on the NPU (the CPU kernels are fp32 host code)
         os.environ["SGLMS_DISABLE_KERNELS"] = "1"
     device.init("cpu" if args.cpu_reference else "npu")  # npu: the kernel-selection env and SGLang's context
+    from mindspore_models import kernels
+
     if args.cpu_reference:
         from mindspore_models.attention.reference import ReferenceOps as device_ops
+        from mindspore_models.fused_ops.reference import ReferenceFusedOps as device_fused
     else:  # NOT run in CI: needs an Ascend NPU and CANN
         from mindspore_models.attention.ascend_ops import AscendOps as device_ops
+        from mindspore_models.fused_ops.ascend import AscendFusedOps as device_fused
     from mindspore_models.tools.make_tiny_checkpoint import make_checkpoint
 
     folder = Path(tempfile.mkdtemp())
     ckpts = [make_checkpoint(folder / "qwen3", "qwen3"),
              make_checkpoint(folder / "deepseek-v3-mla", "deepseek_v3", **MLA_CHECKPOINT)]
-    rows = check_ops(device_ops, dtype) + [check_generation(c, device_ops, dtype) for c in ckpts]
+    rows = check_ops(device_ops, device_fused, dtype)
+    with kernels.using_fused_ops(device_fused()):  # on the NPU what kernels.fused_ops() picks anyway
+        rows += [check_generation(c, device_ops, dtype) for c in ckpts]
     if args.server and not args.cpu_reference:
         rows.append(check_server(ckpts[0], args.dtype))
     print("\n".join(context_lines()))
