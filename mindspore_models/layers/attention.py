@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mindspore import nn
+from mindspore import mint, nn
 
 
 @dataclass(frozen=True)
@@ -36,17 +36,33 @@ class Attention(nn.Cell):
         self.spec = AttentionSpec(layer_id, num_heads, num_kv_heads, head_dim,
                                   head_dim ** -0.5 if scale is None else scale, latent)
         self.impl = None
-        self.fused_qkv = False  # set at bind: the backend also takes the packed qkv (see `qkv`)
+        self.fused_qkv = False  # set at bind: the backend also takes the packed qkv (see `packed`)
 
     def bind(self, backend) -> None:
         self.impl = backend.attention(self.spec)
         self.fused_qkv = bool(getattr(self.impl, "fused_qkv", False))
 
-    def qkv(self, qkv, positions, q_norm, k_norm, eps, cos, sin, step):
-        """Where the backend fuses the prologue (`fused_qkv`): the packed projection [T, (Hq+2Hkv)*D]
-        in, q and k RMS-normalised per head (q_norm, k_norm [D]; None: no q/k norm) and rotated (cos/sin [P, D/2]),
-        K/V written, attended -> [T, Hq*D]. The same as splitting, norm + rope, then this layer."""
-        return self.impl.qkv(qkv, positions, q_norm, k_norm, eps, cos, sin, step)
+    def packed(self, qkv, positions, q_norm, k_norm, rotary, step):
+        """The layer's prologue and attention from the packed projection [T, (Hq+2Hkv)*D] -> [T, Hq*D]:
+        q and k RMS-normalised per head (q_norm, k_norm: RMSNorm cells, or None for no q/k norm) and
+        rotated by `rotary`, K/V written, attended. Where the backend fuses the prologue
+        (`fused_qkv`), that is its one op on the packed qkv; otherwise split, norm + rope, attend."""
+        if self.fused_qkv:
+            if q_norm is None:
+                return self.impl.qkv(qkv, positions, None, None, 0.0, rotary.cos, rotary.sin, step)
+            return self.impl.qkv(qkv, positions, q_norm.weight, k_norm.weight, q_norm.eps, rotary.cos, rotary.sin, step)
+        spec = self.spec
+        q, k, v = mint.split(qkv, [spec.heads * spec.head_dim, spec.kv_heads * spec.head_dim,
+                                   spec.kv_heads * spec.head_dim], -1)
+        q = q.reshape(-1, spec.heads, spec.head_dim)  # [T, Hq, D]
+        k = k.reshape(-1, spec.kv_heads, spec.head_dim)
+        v = v.reshape(-1, spec.kv_heads, spec.head_dim)
+        if q_norm is not None:  # per-head norm then rope: one op on CPU (kernels.rms_norm_rope)
+            q = rotary.normed(positions, q, q_norm.weight, q_norm.eps)
+            k = rotary.normed(positions, k, k_norm.weight, k_norm.eps)
+        else:
+            q, k = rotary(positions, q, k)
+        return self.impl(q, k, v, step)
 
     def construct(self, *inputs):
         if self.impl is None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import torch
-from mindspore import mint, nn, ops
+from mindspore import nn, ops
 
 from mindspore_models import bridge, parallel
 from mindspore_models.config import ModelConfig
@@ -32,28 +32,10 @@ class SelfAttention(nn.Cell):
         self.k_norm = RMSNorm(self.d, cfg.rms_norm_eps) if cfg.qk_norm else None
         self.rotary = RotaryEmbedding(self.d, cfg.max_position, cfg.rope_theta, cfg.rope_scaling)
         self.attn = Attention(self.hq, self.hkv, self.d, layer_id)
-        self.split = [self.hq * d, self.hkv * d, self.hkv * d]
         self.kv_row_shape = (self.hkv, d)  # one token's K (and V) row in this rank's pool
 
     def construct(self, positions, x, step):
-        qkv = self.qkv_proj(x)
-        if self.attn.fused_qkv:  # (q/k norm,) rope and the KV write: the backend's one op on the packed qkv
-            if self.q_norm is not None:
-                out = self.attn.qkv(qkv, positions, self.q_norm.weight, self.k_norm.weight, self.q_norm.eps,
-                                    self.rotary.cos, self.rotary.sin, step)
-            else:
-                out = self.attn.qkv(qkv, positions, None, None, 0.0, self.rotary.cos, self.rotary.sin, step)
-            return self.o_proj(out)
-        q, k, v = mint.split(qkv, self.split, -1)
-        q = q.reshape(-1, self.hq, self.d)  # [T, Hq, D]
-        k = k.reshape(-1, self.hkv, self.d)
-        v = v.reshape(-1, self.hkv, self.d)
-        if self.q_norm is not None:  # per-head norm then rope, fused
-            q = self.rotary.normed(positions, q, self.q_norm.weight, self.q_norm.eps)
-            k = self.rotary.normed(positions, k, self.k_norm.weight, self.k_norm.eps)
-        else:
-            q, k = self.rotary(positions, q, k)
-        return self.o_proj(self.attn(q, k, v, step))
+        return self.o_proj(self.attn.packed(self.qkv_proj(x), positions, self.q_norm, self.k_norm, self.rotary, step))
 
 
 class GatedMLP(nn.Cell):
