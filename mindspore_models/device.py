@@ -1,12 +1,12 @@
-"""The one device switch. Everything that differs between CPU and Ascend NPU is decided here:
+"""The one device switch: which device this process runs on (`current`, `init`), decided once.
+Everything that differs between CPU and Ascend NPU keys on it; this module imports none of the
+modules that do (attention/backend.for_device picks the attention/KV backend, parallel.collectives
+the tensor-parallel collectives, kernels.fused_ops the fused Ascend ops). Decided here:
 
-- which MindSpore device a process uses (`init`), and never a second `set_device`;
-- the attention/KV backend (`attention_backend`): CPU kernels, or MindSpore's Ascend ops;
+- which MindSpore device a process uses (`init`), and never a second `set_device`; on NPU the
+  kernel-selection environment and context the anchors run with (`ASCEND_KERNEL_ENV`, `ASCEND_CONTEXT`);
 - where parameters live after loading (`place_parameters`), so SGLang sizes its KV pool
   from the memory that is really left;
-- how tensor-parallel collectives run (`collectives`): on CPU through SGLang's torch process
-  group (tensors cross by DLPack), on NPU on the MindSpore group upstream's runner created
-  from that same SGLang group's HCCL communicator;
 - how MindSpore results become visible to torch (`synchronize`);
 - on CPU, which cores a rank's threads use (`bind_rank_threads`).
 
@@ -154,17 +154,6 @@ def synchronize() -> None:
     # CPU: DLPack export waits for MindSpore's pending work itself.
 
 
-def attention_backend(pool):
-    """THE choice of attention/KV backend, made once per model: CPU kernels, or Ascend's built-in ops."""
-    if current() == "cpu":
-        from mindspore_models.attention.cpu import CpuBackend
-
-        return CpuBackend(pool)
-    from mindspore_models.attention.ascend import AscendBackend  # NOT exercised here: needs an NPU
-
-    return AscendBackend(pool)
-
-
 def place_parameters(cell) -> None:
     """Move every parameter to the device once loaded (NPU; NOT exercised here). MindSpore keeps
     host data until first use, and SGLang sizes its KV pool from free device memory right after
@@ -173,13 +162,6 @@ def place_parameters(cell) -> None:
         return
     for p in cell.get_parameters():
         p.set_data(p.move_to("Ascend"))
-
-
-def collectives():
-    """The tensor-parallel collectives for this device, built once."""
-    from mindspore_models import parallel
-
-    return parallel.collectives_for(current())
 
 
 def uses_custom_cpu_kernels() -> bool:

@@ -4,7 +4,7 @@ Rank and size come from SGLang's parallel state when running inside SGLang, else
 `simulate(rank, size)` pretends to be one rank of a group inside a single process, for the
 sharding tests: collectives then return this rank's partial result and the test combines
 the ranks the way the collective would. Real collectives go where the device switch says
-(`device.collectives()`): SGLang's torch group on CPU, the matching MindSpore HCCL group on NPU.
+(`collectives()`): SGLang's torch group on CPU, the matching MindSpore HCCL group on NPU.
 """
 from __future__ import annotations
 
@@ -83,14 +83,14 @@ def all_reduce(x):
     """Sum of x over the TP group."""
     if tp().size == 1 or _simulated is not None:
         return x
-    return device.collectives().all_reduce(x)
+    return collectives().all_reduce(x)
 
 
 def all_gather_last(x):
     """Concatenation of x over the TP group along the last dim."""
     if tp().size == 1 or _simulated is not None:
         return x
-    return device.collectives().all_gather_last(x)
+    return collectives().all_gather_last(x)
 
 
 class TorchGroupCollectives:
@@ -124,6 +124,11 @@ class MindSporeGroupCollectives:
 
     def all_gather_last(self, x):
         return self._gather(x.swapaxes(0, -1)).swapaxes(0, -1)
+
+
+def collectives():
+    """The tensor-parallel collectives for the selected device, built once."""
+    return collectives_for(device.current())
 
 
 @functools.cache

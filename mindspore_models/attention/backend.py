@@ -1,5 +1,5 @@
-"""The attention/KV backend interface. One backend is chosen per model by the device switch
-(`device.attention_backend(pool)`); layers never name a device.
+"""The attention/KV backend interface, and THE choice of backend (`for_device(pool)`), once per
+model from the device `device.init` selected; layers never name a device.
 
 `AttentionBackend` declares what every backend provides (`cpu.CpuBackend`, `ascend.AscendBackend`).
 `EagerAttention` is a helper for backends whose attention is Python methods (PyNative only).
@@ -12,6 +12,19 @@ from mindspore import nn
 
 from mindspore_models.attention.plan import StepPlan
 from mindspore_models.attention.pool import KVPool
+
+
+def for_device(pool: KVPool):
+    """The backend for the selected device: CPU kernels (or their fallbacks), or Ascend's built-in ops."""
+    from mindspore_models import device
+
+    if device.current() == "cpu":
+        from mindspore_models.attention.cpu import CpuBackend
+
+        return CpuBackend(pool)
+    from mindspore_models.attention.ascend import AscendBackend  # NOT exercised here: needs an NPU
+
+    return AscendBackend(pool)
 
 
 class AttentionBackend(Protocol):

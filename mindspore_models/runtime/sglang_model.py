@@ -18,6 +18,7 @@ import torch
 from mindspore import nn
 
 from mindspore_models import bridge, device, kernels
+from mindspore_models.attention import backend as attention_backend
 from mindspore_models.attention.plan import StepPlan
 from mindspore_models.attention.pool import KVPool
 from mindspore_models.config import check_config_file
@@ -119,7 +120,7 @@ class SGLangModel(nn.Cell):
         cfg = self.model.config
         pool = KVPool.from_sglang(get_token_to_kv_pool(), cfg.num_layers, mla=cfg.mla is not None)
         pool.check(self.model.kv_row_shapes(), self.model.kv_dtype, padding_hint(self.hf_config))
-        self.backend = device.attention_backend(pool)
+        self.backend = attention_backend.for_device(pool)
         self.run = model_step.bind(self.model, self.backend)
 
     def prepare_inputs(self, forward_batch, upstream_inputs: dict) -> dict:

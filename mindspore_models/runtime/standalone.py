@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 
 from mindspore_models import device
+from mindspore_models.attention import backend as attention_backend
 from mindspore_models.attention.plan import StepPlan
 from mindspore_models.attention.pool import KVPool
 from mindspore_models.config import check_config_file
@@ -59,7 +60,7 @@ class StandaloneRunner:
         pages = -(-max_tokens // page_size) + 1  # page 0 is padding, as in SGLang
         self.pool = (make_pool or default_pool)(self.model.config, pages * page_size, page_size, self.model.kv_dtype)
         self.pool.check(self.model.kv_row_shapes(), self.model.kv_dtype)
-        self.backend = (make_backend or device.attention_backend)(self.pool)
+        self.backend = (make_backend or attention_backend.for_device)(self.pool)
         self.run = model_step.bind(self.model, self.backend)  # the compiled graph where the backend allows
         self.free_pages = list(range(pages - 1, 0, -1))
 
