@@ -1,9 +1,10 @@
 """Custom CPU kernels (kernels/cpu, built by CMake into the wheel) and their pure-MindSpore fallbacks.
 
 Each kernel has one wrapper here. On NPU the norms and MoE go to MindSpore's fused Ascend ops
-instead (`fused_ops()`: fused_ops/ascend.py); elsewhere the fallbacks run. Which implementation is active is decided once, logged
-once, and printable with `python -m mindspore_models.kernels`. A missing library is loud: a
-warning at model load, and an error when SGLMS_REQUIRE_KERNELS=1 (CI sets it).
+instead (`fused_ops()`: fused_ops/ascend.py). Which implementation is active is decided once, logged
+once, and printable with `python -m mindspore_models.kernels`. On CPU a missing library stops model
+load with one line saying where it was looked for and how to get it: the fallbacks are several
+times slower, so they run only when asked for (SGLMS_DISABLE_KERNELS=1).
 """
 from __future__ import annotations
 
@@ -26,10 +27,26 @@ logger = logging.getLogger(__name__)
 LIB_NAME = "libsglms_cpu_kernels.so"
 
 
-def library_path() -> Path | None:
+class KernelLibraryMissing(RuntimeError):
+    """No custom CPU kernel library where one was looked for, and the fallbacks were not asked for."""
+
+
+def library_candidates() -> list[Path]:
+    """Where the library is looked for, in order: SGLMS_KERNELS_LIB alone if set; else the wheel's
+    copy, then (in a source checkout) the one the by-hand CMake build, and `pip wheel .`, write."""
     env = os.environ.get("SGLMS_KERNELS_LIB")
-    candidates = [Path(env)] if env else [Path(__file__).parent / "_lib" / LIB_NAME]
-    return next((p for p in candidates if p.is_file()), None)
+    if env:
+        return [Path(env)]
+    package = Path(__file__).resolve().parent
+    found = [package / "_lib" / LIB_NAME]
+    root = package.parent
+    if (root / "CMakeLists.txt").is_file() and (root / "kernels" / "cpu").is_dir():
+        found.append(root / "build" / "kernels" / "kernels" / "cpu" / LIB_NAME)
+    return found
+
+
+def library_path() -> Path | None:
+    return next((p for p in library_candidates() if p.is_file()), None)
 
 
 @functools.cache
@@ -40,11 +57,13 @@ def status() -> dict[str, str]:
         return {k: f"fallback: {why}" for k in KERNELS}
     path = library_path()
     if path is None:
-        msg = f"{LIB_NAME} not found (build with CMake or set SGLMS_KERNELS_LIB)"
-        if os.environ.get("SGLMS_REQUIRE_KERNELS") == "1":
-            raise RuntimeError(f"custom CPU kernels required but {msg}")
-        logger.warning("custom CPU kernels inactive: %s; using pure-MindSpore fallbacks", msg)
-        return {k: f"fallback: {msg}" for k in KERNELS}
+        looked = ", ".join(map(str, library_candidates()))
+        raise KernelLibraryMissing(
+            f"custom CPU kernel library {LIB_NAME} not found (looked in: {looked}). Install the wheel and run "
+            "from outside the source tree, or build it here with `cmake -S . -B build/kernels "
+            "-DCMAKE_BUILD_TYPE=Release && cmake --build build/kernels`, or set SGLMS_KERNELS_LIB=PATH; "
+            "SGLMS_DISABLE_KERNELS=1 serves with the pure-MindSpore fallbacks instead (several times slower)")
+    logger.info("custom CPU kernels from %s", path)
     names = _kernel_list(path)
     found = {k: f"custom: {path}" if k in names else f"fallback: not in {path}" for k in KERNELS}
     if "MatMulNT" in names:
@@ -326,5 +345,8 @@ def slot_runs(slots: torch.Tensor) -> list[tuple[int, int, int]]:
 
 if __name__ == "__main__":
     device.init(os.environ.get("SGLMS_DEVICE", "cpu"))
-    for k, v in status().items():
-        print(f"{k}: {v}")
+    try:
+        for k, v in status().items():
+            print(f"{k}: {v}")
+    except KernelLibraryMissing as e:
+        raise SystemExit(f"error: {e}") from None

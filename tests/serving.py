@@ -44,13 +44,13 @@ def wait_healthy(proc: subprocess.Popen, base: str, log: Path) -> None:
 
 
 @contextlib.contextmanager
-def running_server(model_path, impl: str, log: Path, *extra: str):
-    """Yields (base URL, process). The cwd is outside the repo: `python -m` puts the cwd first on
-    sys.path, and the server must import the installed packages, as a user's would."""
+def running_server(model_path, impl: str, log: Path, *extra: str, cwd: Path | None = None, env: dict | None = None):
+    """Yields (base URL, process). The cwd is outside the repo unless `cwd` says otherwise: `python -m`
+    puts the cwd first on sys.path, and the server must import the installed packages, as a user's would."""
     port = free_port()
     with open(log, "w") as out:
         proc = subprocess.Popen(server_command(model_path, impl, port, *extra), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=log.parent)
+                                start_new_session=True, cwd=cwd or log.parent, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(proc, base, log)

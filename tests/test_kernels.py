@@ -415,3 +415,21 @@ def test_probe_attention_runs_and_its_paths_agree(need_custom):
                           "--keys", "20", "--repeats", "1"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "paths agree" in out.stdout and "avx512" in out.stdout and "portable" in out.stdout
+
+
+def test_a_missing_library_is_an_error_unless_the_fallbacks_are_asked_for(tmp_path):
+    """No silent slow path: `python -m mindspore_models.kernels` (what model load calls) names
+    where it looked and how to get the library; SGLMS_DISABLE_KERNELS=1 chooses the fallbacks."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SGLMS_KERNELS_LIB": str(tmp_path / "absent.so")}
+    env.pop("SGLMS_DISABLE_KERNELS", None)
+    out = subprocess.run([sys.executable, "-m", "mindspore_models.kernels"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and f"(looked in: {tmp_path / 'absent.so'})" in out.stderr, out.stdout + out.stderr
+    assert "cmake -S . -B build/kernels" in out.stderr and "SGLMS_DISABLE_KERNELS=1" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "mindspore_models.kernels"], env={**env, "SGLMS_DISABLE_KERNELS": "1"},
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "KvCacheWrite: fallback: disabled (SGLMS_DISABLE_KERNELS=1)" in out.stdout, out.stderr

@@ -1,4 +1,6 @@
 """`python -m sglang.launch_server --model-impl mindspore --device cpu` through the openai client."""
+import subprocess
+
 import pytest
 import requests
 from serving import running_server
@@ -71,3 +73,39 @@ def test_bad_request_gets_4xx_with_a_message_and_server_keeps_serving(server, cl
     assert len(r.text) > 10, f"{name}: no message in the answer"
     ok = client.chat.completions.create(model="tiny-qwen3", messages=CHAT, max_tokens=2, temperature=0)
     assert ok.usage.completion_tokens > 0
+
+
+def test_readmes_server_command_serves_with_the_kernels_from_the_repo_root(tiny_qwen3, tmp_path):
+    """From the repo root `python -m` imports the checkout's mindspore_models, which has no _lib/:
+    it must find the library `pip wheel .` (or the by-hand CMake build) wrote in build/kernels,
+    never fall back silently (the fallbacks served 3 req/s where the kernels served 22)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k not in ("SGLMS_KERNELS_LIB", "SGLMS_DISABLE_KERNELS")}
+    probe = subprocess.run([sys.executable, "-c", "from mindspore_models import kernels; print(kernels.__file__, "
+                            "kernels.library_path())"], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    checkout, lib = probe.stdout.split()
+    assert Path(checkout).is_relative_to(root) and Path(lib).is_relative_to(root / "build"), probe.stdout + probe.stderr
+    log = tmp_path / "server.log"
+    with running_server(tiny_qwen3, "mindspore", log, "--max-total-tokens", "2048", cwd=root, env=env) as (base, _):
+        r = requests.post(f"{base}/v1/chat/completions", timeout=120,
+                          json={"model": "default", "max_tokens": 4, "messages": CHAT})
+        assert r.status_code == 200, r.text
+
+
+def test_a_missing_kernel_library_stops_the_server_with_one_line_naming_where_it_looked(tiny_qwen3, tmp_path):
+    import os
+
+    from serving import free_port, server_command
+
+    env = {**os.environ, "SGLMS_KERNELS_LIB": str(tmp_path / "absent.so")}
+    env.pop("SGLMS_DISABLE_KERNELS", None)
+    out = subprocess.run(server_command(tiny_qwen3, "mindspore", free_port()), cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert f"custom CPU kernel library libsglms_cpu_kernels.so not found (looked in: {tmp_path / 'absent.so'})" \
+        in text and "SGLMS_DISABLE_KERNELS=1" in text, text[-3000:]

@@ -1,7 +1,7 @@
 // Sparse MoE experts with SwiGLU (Qwen3-MoE, DeepSeek): for each token t and each of its k
 // routed experts e with weight w:  out[t] += w * (silu(x[t] @ G_e) * (x[t] @ U_e)) @ D_e.
-// Weights are stacked per expert in the layout the Linear layers use, (in, out):
-//   gate_up (E, H, 2I) with gate columns first, down (E, I, H).
+// Weights are stacked per expert as (in, out), the layout layers/moe.py's Experts keep (the Linear
+// layers keep HF's (out, in)): gate_up (E, H, 2I) with gate columns first, down (E, I, H).
 // Tokens run in parallel; each reads only its k experts, so decode touches k of E experts.
 // params: [x (T, H) f32, weights (T, k) f32, ids (T, k) i32, gate_up (E, H, 2I) f32,
 //          down (E, I, H) f32, out (T, H) f32]

@@ -41,10 +41,6 @@ class StepPlan:
     def num_tokens(self) -> int:
         return self.slots.numel()
 
-    @property
-    def num_logits(self) -> int:
-        return self.logits_index.numel()
-
     @functools.cached_property
     def prefix_lens(self) -> torch.Tensor:
         return self.seq_lens - self.q_lens  # [B]

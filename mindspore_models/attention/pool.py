@@ -37,10 +37,6 @@ class KVPool:
     def dtype(self) -> torch.dtype:
         return self.keys[0].dtype
 
-    @property
-    def paged(self) -> bool:
-        return self.keys[0].dim() == 4
-
     def check(self, rows: list[tuple[int, int]], dtype: torch.dtype, hint: str = "") -> None:
         """`rows`: per layer the (heads, dim) of one token's K row the model reads (MLA: (1, latent + rope))."""
         if self.dtype != dtype:

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from mindspore_models import device
+from mindspore_models import device, kernels
 from mindspore_models.attention import backend as attention_backend
 from mindspore_models.attention.plan import StepPlan
 from mindspore_models.attention.pool import KVPool
@@ -49,6 +49,7 @@ class StandaloneRunner:
         from transformers import AutoConfig
 
         device.current()  # SGLMS_DEVICE (default cpu) unless the caller chose already
+        kernels.status()  # a missing CPU kernel library stops here, before anything is built
         if hf_config is None:
             check_config_file(model_dir)
         check_safetensors_files(model_dir)
