@@ -204,12 +204,13 @@ def to_ms_inputs(kwargs):
     return {k: bridge.to_ms(v) if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
 
 
-def run_on_mindspore(op, provider, kwargs):
-    """One call of the real primitive, forced and synchronized on its own; returns its outcome."""
+def outcome_of(call) -> str:
+    """Run `call()` (real primitives), forcing and synchronizing every tensor it returns; its outcome."""
     try:
-        out = getattr(AscendOps(**provider), op)(**kwargs)
-        if isinstance(out, ms.Tensor):
-            out.asnumpy()
+        out = call()
+        for t in out if isinstance(out, tuple) else (out,):
+            if isinstance(t, ms.Tensor):
+                t.asnumpy()
         ms.runtime.synchronize()
         outcome = "no error"
     except Exception as e:  # noqa: BLE001 (the outcome is what is tested)
@@ -217,6 +218,11 @@ def run_on_mindspore(op, provider, kwargs):
     canary = (ms.Tensor([1.0]) + ms.Tensor([2.0])).asnumpy()  # no error may bleed into the next op
     assert canary[0] == 3.0
     return outcome
+
+
+def run_on_mindspore(op, provider, kwargs):
+    """One call of the real attention primitive, on its own; returns its outcome."""
+    return outcome_of(lambda: getattr(AscendOps(**provider), op)(**kwargs))
 
 
 def unregistered(op):
